@@ -1,0 +1,76 @@
+"""run ledger: sync_runs and the smartup_sync_runs view of the old worker
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+TS = sa.DateTime(timezone=True)
+
+# The old SmartUp worker's readers keep working: a run_type='full' run sums its products and orders child runs.
+SMARTUP_SYNC_RUNS_VIEW = """
+CREATE VIEW smartup_sync_runs AS
+SELECT r.id, r.run_type, r.status, r.started_at, r.finished_at, r.error_message,
+  CASE WHEN r.run_type = 'products' THEN r.inserted + r.updated + r.unchanged
+       ELSE COALESCE((SELECT SUM(c.inserted + c.updated + c.unchanged) FROM sync_runs c
+                      WHERE c.parent_id = r.id AND c.run_type = 'products'), 0) END AS synced_products_count,
+  CASE WHEN r.run_type = 'orders' THEN r.inserted + r.updated + r.unchanged
+       ELSE COALESCE((SELECT SUM(c.inserted + c.updated + c.unchanged) FROM sync_runs c
+                      WHERE c.parent_id = r.id AND c.run_type = 'orders'), 0) END AS synced_orders_count
+FROM sync_runs r
+WHERE r.job = 'smartup'
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sync_runs",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("job", sa.String(32), nullable=False),
+        sa.Column("run_type", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("trigger", sa.String(16), nullable=False),
+        sa.Column("parent_id", sa.Integer(), nullable=True),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("finished_at", TS, nullable=True),
+        sa.Column("heartbeat_at", TS, nullable=True),
+        sa.Column("fetched", sa.Integer(), nullable=False),
+        sa.Column("inserted", sa.Integer(), nullable=False),
+        sa.Column("updated", sa.Integer(), nullable=False),
+        sa.Column("unchanged", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("window_start", TS, nullable=True),
+        sa.Column("window_end", TS, nullable=True),
+        sa.Column("cursor_before", sa.String(64), nullable=True),
+        sa.Column("cursor_after", sa.String(64), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("details", JSON, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["parent_id"], ["sync_runs.id"], name="fk_sync_runs_parent_id_sync_runs", ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_sync_runs"),
+    )
+    op.create_index("ix_sync_runs_job_status_started", "sync_runs", ["job", "status", "started_at"])
+    op.create_index("ix_sync_runs_parent_id", "sync_runs", ["parent_id"])
+    op.execute(SMARTUP_SYNC_RUNS_VIEW)
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW IF EXISTS smartup_sync_runs")
+    op.drop_index("ix_sync_runs_parent_id", table_name="sync_runs")
+    op.drop_index("ix_sync_runs_job_status_started", table_name="sync_runs")
+    op.drop_table("sync_runs")
