@@ -12,7 +12,7 @@ import click
 import typer
 
 from camsync import __version__
-from camsync.commands import db, runs
+from camsync.commands import db, luna, runs, sandbox, smartup, state
 from camsync.commands.context import AppContext
 from camsync.errors import CamsyncError, ExitCode
 
@@ -23,8 +23,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(luna.app, name="luna")
+app.add_typer(smartup.app, name="smartup")
+app.add_typer(state.app, name="state")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(sandbox.app, name="sandbox")
 
 _state = {"verbosity": 0}
 

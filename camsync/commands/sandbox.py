@@ -1,0 +1,8 @@
+"""`camsync sandbox`: serve the local simulators of SmartUp and LUNA OASYS on loopback."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Serve local simulators of SmartUp and LUNA OASYS on loopback (tests, demo, rehearsals).",
+                  no_args_is_help=True)

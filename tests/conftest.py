@@ -1,0 +1,138 @@
+"""Shared fixtures: an isolated environment, a store on SQLite and on PostgreSQL, and an in-process CLI runner.
+
+PostgreSQL: `CAMSYNC_TEST_DATABASE_URL`, else the local server (postgres@127.0.0.1:5432/test) when reachable.
+Each test gets its own schema, dropped afterwards, so parallel runs never see each other. Under `CI=true` an
+unreachable PostgreSQL fails the run instead of skipping its half of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from camsync.settings import normalize_db_url, settings_vars
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+_pg_state: dict[str, object] = {}
+
+
+def pg_base_url() -> str:
+    return normalize_db_url(os.environ.get("CAMSYNC_TEST_DATABASE_URL") or PG_DEFAULT)
+
+
+def _pg_reachable() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per test process)."""
+    if "error" not in _pg_state:
+        import sqlalchemy as sa
+
+        try:
+            engine = sa.create_engine(pg_base_url(), connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _pg_state["error"] = None
+        except Exception as exc:
+            _pg_state["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return _pg_state["error"]  # type: ignore[return-value]
+
+
+def require_postgres() -> str:
+    """The base PostgreSQL URL, or skip (fail under CI=true) when it is unreachable."""
+    error = _pg_reachable()
+    if error:
+        message = f"PostgreSQL at {pg_base_url()} is unreachable ({error})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + "; CI must run the PostgreSQL half of the suite", pytrace=False)
+        pytest.skip(message)
+    return pg_base_url()
+
+
+def new_pg_schema() -> tuple[str, str]:
+    """Create a fresh schema; returns (schema, URL whose search_path is that schema)."""
+    import sqlalchemy as sa
+
+    base = require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return schema, f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_pg_schema(schema: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_base_url())
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test sees the developer's settings, .env or data dir: every camsync variable is cleared."""
+    for _name, spec, _default in settings_vars():
+        monkeypatch.delenv(spec.env, raising=False)
+    for name in ("CAMSYNC_FAILPOINTS", "CAMSYNC_TRIGGER"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL, once on a SQLite file and once on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    schema, url = new_pg_schema()
+    try:
+        yield url
+    finally:
+        drop_pg_schema(schema)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[object]:
+    """A migrated store on each database."""
+    from camsync.store.engine import open_store
+
+    opened = open_store(db_url)
+    try:
+        yield opened
+    finally:
+        opened.dispose()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `camsync ARGS…` in-process through the real error boundary; env values are set for the call."""
+    from camsync.cli import main
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> CliResult:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return invoke
