@@ -293,6 +293,37 @@ class Settings:
     app_db_url: str = var(
         "APP_DB_URL", "url", "sqlite:////data/camwater.db", "The PAY+ app database, opened read-only.", "luna"
     )
+    app_db_tuis_table: str = var(
+        "APP_DB_TUIS_TABLE", "str", "tuis", "Table of TUIs (card writes) in the app DB.", "luna"
+    )
+    app_db_topups_table: str = var("APP_DB_TOPUPS_TABLE", "str", "topups", "Table of top-ups in the app DB.", "luna")
+    app_db_meters_table: str = var("APP_DB_METERS_TABLE", "str", "meters", "Table of meters in the app DB.", "luna")
+    app_db_columns: str = var(
+        "APP_DB_COLUMNS",
+        "str",
+        "",
+        "Column renames in the app DB, as table.column=name pairs separated by "
+        "commas (e.g. tuis.amount=amount_text,meters.meter_number=serial).",
+        "luna",
+    )
+    luna_poll_initial_seconds: float = var(
+        "LUNA_POLL_INITIAL_SECONDS",
+        "float",
+        1.0,
+        "First status poll this long after a create; later polls back off.",
+        "luna",
+        min=0.05,
+        max=3600,
+    )
+    luna_poll_max_seconds: float = var(
+        "LUNA_POLL_MAX_SECONDS",
+        "float",
+        60.0,
+        "Longest wait between two polls of one work order.",
+        "luna",
+        min=0.1,
+        max=86400,
+    )
     state_path: str = var(
         "STATE_PATH", "str", "/data/state.json", "The old agent's state file, for `camsync state import-json`.", "luna"
     )
