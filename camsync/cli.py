@@ -8,7 +8,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from camsync import __version__
@@ -99,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; the error boundary of the whole program."""
     try:
         result = app(args=argv, prog_name="camsync", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
         _print_error("Aborted.")
         return ExitCode.FAILED
-    except click.ClickException as exc:
-        exc.show()
-        return ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument, bad value
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _print_error(f"Error: {exc}")
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
     except CamsyncError as exc:
         reason = exc.reason.rstrip(".")
         _print_error(f"Error: {reason}." + (f" {exc.hint.rstrip('.')}." if exc.hint else ""))

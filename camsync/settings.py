@@ -362,7 +362,7 @@ def mask(value: str, spec: Var | None = None) -> str:
     """Show a value in a message without the secret inside it."""
     if spec is not None and spec.secret:
         return "****" if value else ""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1****@", value)
+    return re.sub(r"([^\s:/@]+:)[^\s@/]+@", r"\1****@", value)
 
 
 def settings_vars() -> list[tuple[str, Var, Any]]:
@@ -391,7 +391,7 @@ def _parse(spec: Var, raw: str) -> Any:
         return tuple(item.strip() for item in value.split(",") if item.strip())
     if spec.kind == "url" and value:
         parts = urlsplit(value)
-        if not parts.scheme or not (parts.netloc or parts.path):
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or not (parts.netloc or parts.scheme.startswith("sqlite")):
             raise ValueError
         return value
     if spec.kind == "tz" and value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False)
+# A pipe or a file gets wide lines rather than folded cells; scripts should prefer --json.
+console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 
 STATUS_STYLE = {"SUCCESS": "green", "FAILED": "red", "PARTIAL": "yellow", "RUNNING": "cyan"}
@@ -36,8 +38,9 @@ def fmt_status(status: str) -> str:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for index, column in enumerate(columns):
+        last = index == len(columns) - 1
+        table.add_column(column, overflow="fold" if last else "ellipsis", no_wrap=not last)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     console.print(table)
