@@ -9,12 +9,37 @@ import pytest
 from camsync.errors import ConfigError, ExitCode
 from camsync.settings import Settings, load_settings, mask, normalize_db_url, settings_vars
 
-OLD_WORKER = ["DATABASE_URL", "SMARTUP_BASE_URL", "SMARTUP_BASIC_USER", "SMARTUP_BASIC_PASS", "SMARTUP_PROJECT_CODE",
-              "SMARTUP_FILIAL_ID", "SMARTUP_INVENTORY_EXPORT_URL", "SYNC_INTERVAL_SECONDS", "SYNC_ORDERS_DAYS_BACK"]
-OLD_AGENT = ["LUNA_BASE_URL", "LUNA_CREATE_URL", "LUNA_STATUS_URL", "LUNA_LASTREAD_URL", "LUNA_TOKEN", "LUNA_USERNAME",
-             "LUNA_PASSWORD", "LUNA_AMOUNT_FIELD", "LUNA_CLIENT_REF_FIELD", "LUNA_STATUS_FIELD", "LUNA_STATUS_SUCCESS",
-             "LUNA_STATUS_WAITING", "VERIFY_TLS", "TIMEOUT_SECONDS", "BATCH_SIZE", "SYNC_MODE", "APP_DB_URL",
-             "STATE_PATH"]
+OLD_WORKER = [
+    "DATABASE_URL",
+    "SMARTUP_BASE_URL",
+    "SMARTUP_BASIC_USER",
+    "SMARTUP_BASIC_PASS",
+    "SMARTUP_PROJECT_CODE",
+    "SMARTUP_FILIAL_ID",
+    "SMARTUP_INVENTORY_EXPORT_URL",
+    "SYNC_INTERVAL_SECONDS",
+    "SYNC_ORDERS_DAYS_BACK",
+]
+OLD_AGENT = [
+    "LUNA_BASE_URL",
+    "LUNA_CREATE_URL",
+    "LUNA_STATUS_URL",
+    "LUNA_LASTREAD_URL",
+    "LUNA_TOKEN",
+    "LUNA_USERNAME",
+    "LUNA_PASSWORD",
+    "LUNA_AMOUNT_FIELD",
+    "LUNA_CLIENT_REF_FIELD",
+    "LUNA_STATUS_FIELD",
+    "LUNA_STATUS_SUCCESS",
+    "LUNA_STATUS_WAITING",
+    "VERIFY_TLS",
+    "TIMEOUT_SECONDS",
+    "BATCH_SIZE",
+    "SYNC_MODE",
+    "APP_DB_URL",
+    "STATE_PATH",
+]
 
 
 def test_every_old_variable_is_declared() -> None:
@@ -37,8 +62,15 @@ def test_defaults_of_the_old_programs() -> None:
 
 
 def test_values_are_parsed_by_kind() -> None:
-    settings = load_settings({"VERIFY_TLS": "false", "SYNC_INTERVAL_SECONDS": "86400", "TIMEOUT_SECONDS": "2.5",
-                              "SYNC_MODE": "ONCE", "LUNA_STATUS_FAILED": "Failed, Rejected"})
+    settings = load_settings(
+        {
+            "VERIFY_TLS": "false",
+            "SYNC_INTERVAL_SECONDS": "86400",
+            "TIMEOUT_SECONDS": "2.5",
+            "SYNC_MODE": "ONCE",
+            "LUNA_STATUS_FAILED": "Failed, Rejected",
+        }
+    )
     assert settings.verify_tls is False
     assert settings.sync_interval_seconds == 86400
     assert settings.timeout_seconds == 2.5

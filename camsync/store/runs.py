@@ -70,13 +70,14 @@ def reap_abandoned(
     host: str,
     alive: Callable[[int], bool],
 ) -> list[int]:
-    """Mark FAILED every RUNNING run whose process is gone (same host) or whose heartbeat is stale."""
+    """Mark FAILED every RUNNING run whose process is gone: checked directly on this host, by a stale heartbeat
+    for runs of other hosts (containers, other machines)."""
     running = session.scalars(select(SyncRun).where(SyncRun.status == "RUNNING")).all()
     reaped = []
     for run in running:
         last_sign = run.heartbeat_at or run.started_at
         dead_here = run.host == host and not alive(run.pid)
-        if dead_here or last_sign < stale_before:
+        if dead_here or (run.host != host and last_sign < stale_before):
             why = "its process is gone" if dead_here else f"no heartbeat since {last_sign.isoformat()}"
             run.status = "FAILED"
             run.finished_at = now

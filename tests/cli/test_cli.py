@@ -103,10 +103,12 @@ def test_auto_migrate_off_refuses_an_unmigrated_store(run_cli) -> None:
 
 def test_console_script_and_python_m_run(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "camsync", "--version"], capture_output=True, text=True, env=env,
-                         check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "camsync", "--version"], capture_output=True, text=True, env=env, check=False
+    )
     assert (out.returncode, out.stdout.strip()) == (0, f"camsync {__version__}")
     script = Path(sys.executable).parent / "camsync"
-    out = subprocess.run([str(script), "runs", "list", "--json"], capture_output=True, text=True, env=env, check=False,
-                         cwd=tmp_path)
+    out = subprocess.run(
+        [str(script), "runs", "list", "--json"], capture_output=True, text=True, env=env, check=False, cwd=tmp_path
+    )
     assert (out.returncode, out.stdout.strip()) == (0, "[]")

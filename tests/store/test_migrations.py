@@ -75,8 +75,14 @@ def test_alembic_cli_from_a_checkout(tmp_path: Path) -> None:
     db = tmp_path / "alembic.db"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}"}
     alembic = Path(sys.executable).parent / "alembic"
-    out = subprocess.run([str(alembic), "-c", str(ROOT / "alembic.ini"), "upgrade", "head"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(alembic), "-c", str(ROOT / "alembic.ini"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
@@ -86,8 +92,23 @@ def test_alembic_cli_from_a_checkout(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wheel_ships_the_migrations_and_migrates_from_them(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                          str(tmp_path), str(ROOT)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     wheel = next(tmp_path.glob("camsync-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
@@ -97,9 +118,21 @@ def test_wheel_ships_the_migrations_and_migrates_from_them(tmp_path: Path) -> No
         site = tmp_path / "site"
         zf.extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site), "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}"}
-    run = subprocess.run([sys.executable, "-c", "import sys, camsync.cli as c; sys.exit(c.main(['db', 'upgrade']))"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys, camsync.cli as c; sys.exit(c.main(['db', 'upgrade']))"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
-    check = subprocess.run([sys.executable, "-c", "import camsync.store.migrate as m; print(m.migrations_dir())"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [sys.executable, "-c", "import camsync.store.migrate as m; print(m.migrations_dir())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.stdout.strip() == str(site / "camsync" / "migrations")

@@ -37,8 +37,9 @@ def test_dead_process_run_is_reaped_by_next_run(store) -> None:
     import socket
 
     with store.session() as session:
-        ghost = q.create_run(session, job="luna", run_type="push", trigger="cron", host=socket.gethostname(),
-                             pid=2**22 + 7, now=utcnow())
+        ghost = q.create_run(
+            session, job="luna", run_type="push", trigger="cron", host=socket.gethostname(), pid=2**22 + 7, now=utcnow()
+        )
         ghost_id = ghost.id
     with recorded_run(store, job="luna", run_type="push"):
         pass
@@ -53,11 +54,13 @@ def test_stale_heartbeat_on_other_host_is_reaped(store) -> None:
 
     old = utcnow() - timedelta(hours=2)
     with store.session() as session:
-        ghost = q.create_run(session, job="smartup", run_type="orders", trigger="cron", host="elsewhere",
-                             pid=os.getpid(), now=old)
+        ghost = q.create_run(
+            session, job="smartup", run_type="orders", trigger="cron", host="elsewhere", pid=os.getpid(), now=old
+        )
         ghost_id = ghost.id
-        fresh = q.create_run(session, job="smartup", run_type="orders", trigger="cron", host="elsewhere",
-                             pid=os.getpid(), now=utcnow())
+        fresh = q.create_run(
+            session, job="smartup", run_type="orders", trigger="cron", host="elsewhere", pid=os.getpid(), now=utcnow()
+        )
         fresh_id = fresh.id
     with recorded_run(store, job="smartup", run_type="products", stale_seconds=900):
         pass
@@ -75,8 +78,10 @@ def test_old_worker_query_reads_full_runs_with_child_counts(store) -> None:
             orders.add(fetched=3, inserted=3)
             orders.fail("SmartUp answered A02-24-042", partial=False)
         full.fail("orders failed", partial=True)
-    sql = ("SELECT status, synced_products_count, synced_orders_count, started_at, finished_at, error_message "
-           "FROM smartup_sync_runs WHERE run_type='full'")
+    sql = (
+        "SELECT status, synced_products_count, synced_orders_count, started_at, finished_at, error_message "
+        "FROM smartup_sync_runs WHERE run_type='full'"
+    )
     with store.engine.connect() as conn:
         rows = conn.execute(text(sql)).all()
     assert len(rows) == 1
