@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 import zipfile
@@ -52,14 +54,11 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    import camsync.store.models  # noqa: F401  (register every model module)
+    import camsync.store
     from camsync.store.base import Base
 
-    for module in ("camsync.store.smartup", "camsync.store.luna"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError:
-            pass
+    for module in pkgutil.iter_modules(camsync.store.__path__):  # every model module registers its tables
+        importlib.import_module(f"camsync.store.{module.name}")
     engine = make_engine(db_url)
     try:
         migrate.upgrade(engine, "head")
