@@ -44,13 +44,16 @@ def list_runs(
     as_json: JsonOption = False,
 ) -> None:
     """List the newest runs first."""
-    from camsync.commands.render import fmt_status, fmt_time, print_json, print_table
+    from camsync.commands.render import console, fmt_status, fmt_time, print_json, print_table
     from camsync.store.runs import list_runs as query
 
     with get_context(ctx).store.session() as session:
         runs = [run.as_dict() for run in query(session, job=job, status=status, limit=limit)]
     if as_json:
         print_json(runs)
+        return
+    if not runs:
+        console.print("No runs recorded yet" + (" for this filter." if job or status else "."))
         return
     print_table(
         "Runs",
