@@ -20,6 +20,7 @@ import httpx
 
 from camsync import __version__
 from camsync.errors import UpstreamError
+from camsync.logs import redact
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"camsync/{__version__}"
@@ -93,7 +94,7 @@ def build_client(
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return redact(text.splitlines()[0][:200])
 
 
 class HttpService:
@@ -192,7 +193,7 @@ def _peek(response: httpx.Response, stream: bool) -> str:
     finally:
         if stream:
             response.close()
-    return text[:200]
+    return redact(text[:200])
 
 
 def _path(url: str) -> str:
