@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint format bench clean
+.PHONY: venv demo test lint format bench clean
 
 venv: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## The main job end to end: both sandboxes, a sample PAY+ app DB, run-all into an embedded SQLite store.
+demo: $(STAMP)
+	$(BIN)/camsync demo
 
 ## The whole suite, on SQLite and (when reachable, always under CI=true) on PostgreSQL.
 test: $(STAMP)

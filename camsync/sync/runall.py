@@ -35,12 +35,13 @@ class Job:
     ledger_run_type: str
     interval: Callable[[Settings], int]
     run: JobRunner
+    configured: Callable[[Settings], bool] = lambda _settings: True
 
 
 @dataclass
 class JobOutcome:
     name: str
-    status: str  # SUCCESS | FAILED | PARTIAL | SKIPPED (not due) | LOCKED (another process runs it)
+    status: str  # SUCCESS | FAILED | PARTIAL | SKIPPED (not due, not configured) | LOCKED (another process runs it)
     message: str = ""
 
 
@@ -124,6 +125,9 @@ def run_all(
     ):
         outcomes = []
         for job in jobs:
+            if not job.configured(settings):
+                outcomes.append(JobOutcome(job.name, "SKIPPED", "not configured"))
+                continue
             if not force and not is_due(store, job, settings, now()):
                 outcomes.append(JobOutcome(job.name, "SKIPPED", "not due"))
                 continue

@@ -146,3 +146,24 @@ def test_a_killed_holders_lock_frees_itself(db_url: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_an_unconfigured_job_is_skipped(store) -> None:
+    calls: list[str] = []
+    off = Job("off", "off", "off", lambda _s: 0, _job("off", calls=calls).run, configured=lambda _s: False)
+    result = run_all(store, load_settings({}), [off, _job("on", calls=calls)], force=True)
+    assert calls == ["on"]
+    assert [(o.name, o.status, o.message) for o in result.outcomes] == [
+        ("off", "SKIPPED", "not configured"),
+        ("on", "SUCCESS", ""),
+    ]
+
+
+def test_default_jobs_are_the_three_documented_ones() -> None:
+    from camsync.sync.jobs import default_jobs
+
+    jobs = default_jobs()
+    assert [j.name for j in jobs] == ["smartup-products", "smartup-orders", "luna-push"]
+    settings = load_settings({"SMARTUP_BASE_URL": "http://127.0.0.1:9", "SMARTUP_PRODUCTS_INTERVAL_SECONDS": "3600"})
+    assert [j.configured(settings) for j in jobs] == [True, True, False]
+    assert [j.interval(settings) for j in jobs] == [3600, 0, 0]
