@@ -329,7 +329,11 @@ class Settings:
     )
     # --- operations --------------------------------------------------------------------------------------
     heartbeat_url: str = var(
-        "HEARTBEAT_URL", "url", "", "Pinged after each run-all (…/fail on failure); empty: off.", "operations"
+        "HEARTBEAT_URL",
+        "secret",
+        "",
+        "URL pinged after each run-all (GET URL on success, URL/fail otherwise); empty: off. Treated as a secret: it often carries a token.",
+        "operations",
     )
 
     @property
@@ -391,7 +395,9 @@ def _parse(spec: Var, raw: str) -> Any:
         return tuple(item.strip() for item in value.split(",") if item.strip())
     if spec.kind == "url" and value:
         parts = urlsplit(value)
-        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or not (parts.netloc or parts.scheme.startswith("sqlite")):
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or not (
+            parts.netloc or parts.scheme.startswith("sqlite")
+        ):
             raise ValueError
         return value
     if spec.kind == "tz" and value:

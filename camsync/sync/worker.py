@@ -48,8 +48,12 @@ def serve(
     *,
     max_passes: int | None = None,
     wait: Callable[[float], bool] = shutdown.wait,
+    after_pass: Callable[[str], None] | None = None,
 ) -> int:
-    """Run passes until a stop is requested (or `max_passes`); returns the number of passes made."""
+    """Run passes until a stop is requested (or `max_passes`); returns the number of passes made.
+
+    `after_pass` gets each pass's status (FAILED when the pass raised; not called when another run-all held
+    the lock): the metrics file and the heartbeat ping hang there."""
     passes = failures = 0
     with recorded_run(
         store, job="worker", run_type="worker", trigger="worker", stale_seconds=settings.run_stale_seconds
@@ -58,11 +62,15 @@ def serve(
             try:
                 result = run_all(store, settings, jobs, trigger="worker")
                 failures = 0 if result.status == "SUCCESS" else failures + 1
+                if after_pass is not None:
+                    after_pass(result.status)
             except LockedError as exc:
                 log.warning("worker_locked", f"{exc.reason}; trying again next pass")
             except Exception as exc:  # an outage or a bug in one pass must not end the worker
                 failures += 1
                 log.error("worker_pass_failed", f"pass failed: {type(exc).__name__}: {exc}", exc_info=True)
+                if after_pass is not None:
+                    after_pass("FAILED")
             passes += 1
             worker_run.details["passes"] = passes
             if max_passes is not None and passes >= max_passes:
