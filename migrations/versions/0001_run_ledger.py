@@ -19,7 +19,9 @@ depends_on = None
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 TS = sa.DateTime(timezone=True)
 
-# The old SmartUp worker's readers keep working: a run_type='full' run sums its products and orders child runs.
+# The old SmartUp worker's readers keep working. Its rows were run_type='full' passes with both counts; here they
+# are (a) every SmartUp run (a `camsync smartup sync` is run_type 'full' and sums its products and orders children),
+# and (b) every run-all pass that ran a SmartUp job, shown as run_type 'full' with the SmartUp children's outcome.
 SMARTUP_SYNC_RUNS_VIEW = """
 CREATE VIEW smartup_sync_runs AS
 SELECT r.id, r.run_type, r.status, r.started_at, r.finished_at, r.error_message,
@@ -31,6 +33,20 @@ SELECT r.id, r.run_type, r.status, r.started_at, r.finished_at, r.error_message,
                       WHERE c.parent_id = r.id AND c.run_type = 'orders'), 0) END AS synced_orders_count
 FROM sync_runs r
 WHERE r.job = 'smartup'
+UNION ALL
+SELECT p.id, 'full' AS run_type,
+  CASE WHEN SUM(CASE WHEN c.status = 'RUNNING' THEN 1 ELSE 0 END) > 0 THEN 'RUNNING'
+       WHEN SUM(CASE WHEN c.status = 'SUCCESS' THEN 1 ELSE 0 END) = COUNT(*) THEN 'SUCCESS'
+       WHEN SUM(CASE WHEN c.status = 'FAILED' THEN 1 ELSE 0 END) = COUNT(*) THEN 'FAILED'
+       ELSE 'PARTIAL' END AS status,
+  MIN(c.started_at) AS started_at, MAX(c.finished_at) AS finished_at, MAX(c.error_message) AS error_message,
+  SUM(CASE WHEN c.run_type = 'products' THEN c.inserted + c.updated + c.unchanged ELSE 0 END)
+    AS synced_products_count,
+  SUM(CASE WHEN c.run_type = 'orders' THEN c.inserted + c.updated + c.unchanged ELSE 0 END) AS synced_orders_count
+FROM sync_runs p
+JOIN sync_runs c ON c.parent_id = p.id AND c.job = 'smartup'
+WHERE p.job = 'run-all'
+GROUP BY p.id
 """
 
 

@@ -101,3 +101,27 @@ def test_list_runs_filters_by_job_and_status(store) -> None:
         assert [r.job for r in q.list_runs(session, job="smartup")] == ["smartup"]
         assert [r.job for r in q.list_runs(session, status="failed")] == ["luna"]
         assert len(q.list_runs(session, limit=1)) == 1
+
+
+def test_old_worker_query_sees_run_all_passes_as_full_runs(store) -> None:
+    with recorded_run(store, job="run-all", run_type="run-all") as pass_:
+        with recorded_run(store, job="smartup", run_type="products", parent_id=pass_.id) as products:
+            products.add(fetched=2, unchanged=2)
+        with recorded_run(store, job="smartup", run_type="orders", parent_id=pass_.id) as orders:
+            orders.add(fetched=4, inserted=1, updated=3)
+        with recorded_run(store, job="luna", run_type="push", parent_id=pass_.id) as push:
+            push.fail("LUNA down")
+        pass_.fail("luna-push: FAILED", partial=True)
+    with recorded_run(store, job="run-all", run_type="run-all") as luna_only:
+        with recorded_run(store, job="luna", run_type="push", parent_id=luna_only.id):
+            pass
+    sql = (
+        "SELECT status, synced_products_count, synced_orders_count, started_at, finished_at, error_message "
+        "FROM smartup_sync_runs WHERE run_type='full'"
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(text(sql)).all()
+    assert len(rows) == 1
+    status, products_count, orders_count, started, finished, error = rows[0]
+    assert (status, products_count, orders_count, error) == ("SUCCESS", 2, 4, None)
+    assert started is not None and finished is not None
