@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from camsync import __version__
-from camsync.commands import db, doctor, luna, runall, runs, sandbox, smartup, state, status
+from camsync.commands import db, demo, doctor, luna, runall, runs, sandbox, smartup, state, status
 from camsync.commands.context import AppContext
 from camsync.errors import CamsyncError, ExitCode
 
@@ -30,6 +30,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(sandbox.app, name="sandbox")
 app.command("run-all")(runall.run_all)
 app.command("worker")(runall.worker)
+app.command("demo")(demo.demo)
 app.command("doctor")(doctor.doctor)
 app.command("status")(status.status)
 
