@@ -332,7 +332,8 @@ class Settings:
         "HEARTBEAT_URL",
         "secret",
         "",
-        "URL pinged after each run-all (GET URL on success, URL/fail otherwise); empty: off. Treated as a secret: it often carries a token.",
+        "URL pinged after each run-all (GET URL on success, URL/fail otherwise); empty: off. Treated as "
+        "a secret: it often carries a token.",
         "operations",
     )
 

@@ -13,7 +13,13 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name)
 
 # Only for `alembic revision --autogenerate`: revisions themselves never import the models.
-import camsync.store.models  # noqa: E402,F401
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+
+import camsync.store  # noqa: E402
+
+for _module in pkgutil.iter_modules(camsync.store.__path__):
+    importlib.import_module(f"camsync.store.{_module.name}")
 
 target_metadata = Base.metadata
 

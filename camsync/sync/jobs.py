@@ -3,7 +3,7 @@
 Each adapter runs one job as a child of the run-all run and returns its final status. A job whose upstream is
 not configured at all (no base URL) is skipped, so a deployment that uses only one of the two APIs stays green.
 Inside run-all the LUNA push follows its work orders for at most `RUN_ALL_LUNA_WAIT_SECONDS`; whatever is still
-in flight then is polled by the next pass.
+in flight then is polled by the next pass (and does not make the run PARTIAL).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _luna_push(store: Store, settings: Settings, trigger: str, parent_id: int) -
     from camsync.sync.luna import push
     from camsync.sync.luna_engine import PushOptions
 
-    options = PushOptions.from_settings(settings, wait=True, timeout=RUN_ALL_LUNA_WAIT_SECONDS)
+    options = PushOptions.from_settings(settings, wait=True, timeout=RUN_ALL_LUNA_WAIT_SECONDS, require_terminal=False)
     return push(settings, store, options=options, trigger=trigger, parent_id=parent_id).status
 
 

@@ -112,9 +112,11 @@ def test_old_worker_query_sees_run_all_passes_as_full_runs(store) -> None:
         with recorded_run(store, job="luna", run_type="push", parent_id=pass_.id) as push:
             push.fail("LUNA down")
         pass_.fail("luna-push: FAILED", partial=True)
-    with recorded_run(store, job="run-all", run_type="run-all") as luna_only:
-        with recorded_run(store, job="luna", run_type="push", parent_id=luna_only.id):
-            pass
+    with (
+        recorded_run(store, job="run-all", run_type="run-all") as luna_only,
+        recorded_run(store, job="luna", run_type="push", parent_id=luna_only.id),
+    ):
+        pass
     sql = (
         "SELECT status, synced_products_count, synced_orders_count, started_at, finished_at, error_message "
         "FROM smartup_sync_runs WHERE run_type='full'"

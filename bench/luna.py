@@ -1,0 +1,236 @@
+"""LUNA push benchmark: drain time of a backlog against the sandbox, and the no-new-rows scan of a big app DB.
+
+The LUNA sandbox runs in another process (a child Python serving `start_luna_sandbox` on loopback) with a
+latency per request and work orders Successful 1 s after creation; `luna push --wait` runs in this process, on
+a fresh SQLite store (or `--database-url`). Printed: the drain time next to its floor
+`2 × topups × latency / concurrency + 1 s` and the target (≤ 1.5 × floor), requests per top-up, duplicates on
+the sandbox, and the time of a scan of a 1,000,000-row app DB with nothing new.
+
+    python -m bench.luna [--topups 2000] [--concurrency 16] [--latency 0.05] [--scan-rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SANDBOX_SCRIPT = """
+import sys, time
+from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
+config = LunaSandboxConfig(latency={latency}, waiting_seconds=0.5, in_progress_seconds=0.5, idempotency=False,
+                           auth="none")
+sandbox = start_luna_sandbox(config)
+print(sandbox.url, flush=True)
+sys.stdin.read()
+sandbox.stop()
+"""
+
+
+@dataclass
+class DrainResult:
+    topups: int
+    concurrency: int
+    latency: float
+    seconds: float
+    requests: dict[str, int]
+    duplicates: list[str]
+    successful: int
+    sandbox_work_orders: int
+
+    @property
+    def floor(self) -> float:
+        return 2 * self.topups * self.latency / self.concurrency + 1.0
+
+    @property
+    def per_topup(self) -> float:
+        return sum(self.requests.get(k, 0) for k in ("create", "status", "lookup")) / max(self.topups, 1)
+
+
+def _start_sandbox(latency: float) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", SANDBOX_SCRIPT.format(latency=latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    url = child.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1"):
+        child.kill()
+        raise RuntimeError("the sandbox process did not start")
+    return child, url
+
+
+def _stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_sandbox/stats", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _write_backlog(path: Path, topups: int) -> None:
+    from camsync.source.payplus_sample import make_payplus_db
+
+    make_payplus_db(path, ({"id": i, "status": "USED", "amount": "1500"} for i in range(1, topups + 1)))
+
+
+def drain(*, topups: int, concurrency: int, latency: float, workdir: Path, database_url: str | None) -> DrainResult:
+    """Push a backlog of `topups` USED rows to a sandbox in another process; time until all are successful."""
+    from camsync.settings import load_settings
+    from camsync.store import luna as q
+    from camsync.store.engine import open_store
+    from camsync.sync.luna import push
+    from camsync.sync.luna_engine import PushOptions
+
+    _write_backlog(workdir / "app.db", topups)
+    child, url = _start_sandbox(latency)
+    try:
+        settings = load_settings(
+            {
+                "DATABASE_URL": database_url or f"sqlite:///{workdir / 'store.db'}",
+                "APP_DB_URL": f"sqlite:///{workdir / 'app.db'}",
+                "LUNA_BASE_URL": url,
+                "LUNA_POLL_INITIAL_SECONDS": "1.0",
+            }
+        )
+        store = open_store(settings.store_url)
+        options = PushOptions.from_settings(settings, concurrency=concurrency, wait=True, timeout=600.0)
+        started = time.perf_counter()
+        push(settings, store, options=options)
+        seconds = time.perf_counter() - started
+        with store.session() as session:
+            successful = q.count_by_state(session)["successful"]
+        store.dispose()
+        stats = _stats(url)
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        child.wait(timeout=30)
+    return DrainResult(
+        topups, concurrency, latency, seconds, stats["requests"], stats["duplicates"], successful, stats["work_orders"]
+    )
+
+
+def scan_time(*, rows: int, workdir: Path) -> dict[str, float]:
+    """Seconds of a no-new-rows discovery on a `rows`-row app DB whose older rows are already known."""
+    from camsync.settings import load_settings
+    from camsync.source.payplus import PayplusSource
+    from camsync.source.payplus_sample import create_sample_app_db
+    from camsync.store import luna as q
+    from camsync.store.base import utcnow
+    from camsync.store.engine import open_store
+    from camsync.sync.luna_scan import discover
+
+    path = workdir / "big.db"
+    started = time.perf_counter()
+    create_sample_app_db(path, topups=rows, seed=7, messy=False)
+    build = time.perf_counter() - started
+    ready = _age_ready_rows(path, keep=100)
+    store = open_store(f"sqlite:///{workdir / 'scan-store.db'}")
+    source = PayplusSource.from_settings(load_settings({"APP_DB_URL": f"sqlite:///{path}"}))
+    try:
+        source.check()
+        with store.writer() as session:  # as after the first push: everything up to the last id is known
+            q.lock_scan_cursor(session)
+            q.apply_scan(
+                session,
+                now=utcnow(),
+                actor="bench",
+                last_id=source.max_tui_id(),
+                found=[],
+                rejects=[],
+                watch=[(i, "READY") for i in ready],
+                unwatch=[],
+            )
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            report = discover(store, source, actor="bench", now=utcnow())
+            timings.append((report.seconds, time.perf_counter() - started, report.rows))
+        scan, total, rows_read = min(timings)
+    finally:
+        source.close()
+        store.dispose()
+    return {"build": build, "scan": scan, "total": total, "rows_read": rows_read, "watched": len(ready)}
+
+
+def _age_ready_rows(path: Path, *, keep: int) -> list[int]:
+    """Expire all READY rows but the newest `keep` (old card writes expire); returns the READY ids left."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        newest = [
+            r[0] for r in conn.execute("SELECT id FROM tuis WHERE status='READY' ORDER BY id DESC LIMIT ?", (keep,))
+        ]
+        if newest:
+            conn.execute("UPDATE tuis SET status='EXPIRED' WHERE status='READY' AND id < ?", (min(newest),))
+        conn.commit()
+        return sorted(newest)
+    finally:
+        conn.close()
+
+
+def _print_drain(result: DrainResult) -> bool:
+    target = 1.5 * result.floor
+    ok = result.seconds <= target and not result.duplicates and result.successful == result.topups
+    print(
+        f"LUNA push drain: {result.topups} USED top-ups, concurrency {result.concurrency}, "
+        f"sandbox latency {result.latency * 1000:.0f} ms (sandbox in another process), Successful 1 s after create"
+    )
+    print(f"  drain time            {result.seconds:8.2f} s   (all {result.successful} successful)")
+    print(
+        f"  floor                 {result.floor:8.2f} s   (2 × {result.topups} × {result.latency} / "
+        f"{result.concurrency} + 1)"
+    )
+    print(f"  target (1.5 × floor)  {target:8.2f} s   {'PASS' if ok else 'MISS'}")
+    print(f"  requests per top-up   {result.per_topup:8.2f}     {result.requests}")
+    print(f"  duplicates on sandbox {len(result.duplicates):8d}     ({result.sandbox_work_orders} work orders)")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the LUNA benchmark and print its figures (PASS or MISS next to the bound)."""
+    run(argv)
+
+
+def run(argv: list[str] | None = None) -> bool:
+    """Run the LUNA benchmark; True when the drain met its target with no duplicate."""
+    parser = argparse.ArgumentParser(prog="python -m bench.luna", description=__doc__.splitlines()[0])
+    parser.add_argument("--topups", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--scan-rows", type=int, default=1_000_000, help="0 skips the scan benchmark")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="camsync-bench-") as tmp:
+        workdir = Path(tmp)
+        result = drain(
+            topups=args.topups,
+            concurrency=args.concurrency,
+            latency=args.latency,
+            workdir=workdir,
+            database_url=args.database_url,
+        )
+        print(f"Store: {'PostgreSQL' if args.database_url else 'a SQLite file'}; push in this process.")
+        ok = _print_drain(result)
+        if args.scan_rows:
+            scan = scan_time(rows=args.scan_rows, workdir=workdir)
+            print(f"LUNA app DB scan, nothing new: {args.scan_rows:,} rows, {scan['watched']} READY rows watched")
+            print(
+                f"  scan time             {scan['scan'] * 1000:8.2f} ms  ({scan['rows_read']} rows read; "
+                f"building the app DB took {scan['build']:.1f} s)"
+            )
+            print(f"  discovery in all      {scan['total'] * 1000:8.2f} ms  (the scan plus its store transaction)")
+    return ok
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run() else 1)

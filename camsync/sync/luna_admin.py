@@ -1,0 +1,135 @@
+"""Operator views and actions on the LUNA push state: status, one txn's history, reset, the old agent's import."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from camsync.errors import ConfigError, NotFoundError, UsageError
+from camsync.store import luna as q
+from camsync.store.base import utcnow
+from camsync.store.engine import Store
+from camsync.sync.luna import owner_name
+
+ATTENTION = ("unknown", "sending", "failed", "expired", "cancelled")
+
+
+def status(store: Store, *, state: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """Counts per state, the scan position, and the txns of `state` (default: those needing attention)."""
+    if state is not None and state not in (*q.STATES, "rejected"):
+        raise UsageError(f"unknown state {state!r}", "Use one of " + ", ".join((*q.STATES, "rejected")))
+    with store.session() as session:
+        counts = q.count_by_state(session)
+        last_id, watched = q.scan_position(session)
+        if state == "rejected":
+            rows = q.list_rejects(session, limit=limit)
+        elif state is not None:
+            rows = q.list_txns(session, state=state, limit=limit)
+        else:
+            rows = [row for s in ATTENTION for row in q.list_txns(session, state=s, limit=limit)][:limit]
+        rejects = q.list_rejects(session, limit=limit) if state is None else []
+    return {
+        "counts": counts,
+        "scan": {"last_tui_id": last_id, "watched": watched},
+        "state": state,
+        "txns": rows,
+        "rejects": rejects,
+    }
+
+
+def show(store: Store, *, txn_id: str) -> dict[str, Any]:
+    """One txn with its whole history (and any rejected app DB row carrying its txn_id)."""
+    with store.session() as session:
+        txn = q.get_txn(session, txn_id=txn_id)
+        history = q.txn_history(session, txn_id=txn_id)
+        rejects = q.list_rejects(session, txn_id=txn_id)
+    if txn is None and not history and not rejects:
+        raise NotFoundError(f"txn {txn_id} is not known", "See `camsync luna status` for the txns camsync knows")
+    return {"txn": txn, "history": history, "rejects": rejects}
+
+
+@dataclass
+class ResetPlan:
+    """What `state reset` would forget."""
+
+    scope: str
+    counts: dict[str, int]
+    txn: dict[str, Any] | None
+    in_flight: list[str]
+    warnings: list[str]
+
+
+def plan_reset(store: Store, *, txn_id: str | None) -> ResetPlan:
+    """Describe what a reset of one txn (or all, when `txn_id` is None) would forget, and what blocks it."""
+    now = utcnow()
+    with store.session() as session:
+        live = [row["txn_id"] for row in q.leased(session, now=now, txn_id=txn_id)]
+        if txn_id is None:
+            counts = q.count_by_state(session)
+            maybe = sum(counts[state] for state in ("sending", "created", "unknown", *q.TERMINAL))
+            warnings = (
+                [f"{maybe} txns may have work orders in LUNA: each is looked up before any new send"] if maybe else []
+            )
+            return ResetPlan("all", counts, None, live, warnings)
+        txn = q.get_txn(session, txn_id=txn_id)
+        rejects = q.list_rejects(session, txn_id=txn_id)
+    if txn is None and not rejects:
+        raise NotFoundError(f"txn {txn_id} is not known", "See `camsync luna status`")
+    state = txn["state"] if txn else "rejected"
+    warnings = []
+    if state in ("sending", "created", "unknown"):
+        warnings.append(
+            f"txn {txn_id} is {state}: LUNA may hold a work order for it; it will be looked up before any new send"
+        )
+    if txn is not None and txn["tui_id"] is None:
+        warnings.append(
+            f"txn {txn_id} came from the old agent's state file and was never seen in the app DB: "
+            "it will not be rediscovered unless `camsync state reset --all`"
+        )
+    return ResetPlan("txn", {state: 1}, txn, live, warnings)
+
+
+def reset(store: Store, *, txn_id: str | None) -> ResetPlan:
+    """Forget one txn or everything (refused while a push holds it). History is kept; nothing is sent here."""
+    plan = plan_reset(store, txn_id=txn_id)
+    if plan.in_flight:
+        raise UsageError(
+            f"{len(plan.in_flight)} txn(s) are being pushed right now ({', '.join(plan.in_flight[:5])})",
+            "Wait for the running `luna push` to finish, then reset",
+        )
+    actor, now = f"operator@{owner_name()}", utcnow()
+    with store.writer() as session:
+        if txn_id is None:
+            q.forget_all(session, actor=actor, now=now)
+        else:
+            q.forget_txn(session, txn_id=txn_id, actor=actor, now=now)
+    return plan
+
+
+def read_state_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The old agent's `{"created": {txn: work_order}, "done": [txn]}`, validated."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"state file {path} does not exist", "Pass the old agent's state.json (STATE_PATH)") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"state file {path} cannot be read: {exc}", "Pass the old agent's state.json") from None
+    created, done = (data.get("created", {}), data.get("done", [])) if isinstance(data, dict) else (None, None)
+    if not isinstance(created, dict) or not isinstance(done, list):
+        raise ConfigError(
+            f"state file {path} is not the old agent's format",
+            'Expected {"created": {"<txn_id>": "<work_order_id>"}, "done": ["<txn_id>"]}',
+        )
+    return {str(k): str(v) for k, v in created.items() if v not in (None, "")}, [str(t) for t in done]
+
+
+def import_state(store: Store, *, path: Path, currency: str = "XAF") -> dict[str, Any]:
+    """Import the old agent's state file: created → polled work orders, done → successful; idempotent."""
+    created, done = read_state_file(path)
+    with store.writer() as session:
+        counts = q.import_old_state(
+            session, created=created, done=done, currency=currency, actor=f"import@{owner_name()}", now=utcnow()
+        )
+    return {"path": str(path), "entries": len(set(created) | set(done)), **asdict(counts)}

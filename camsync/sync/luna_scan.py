@@ -1,0 +1,192 @@
+"""Discovery: read the new and the watched rows of the PAY+ app DB and record them in the store.
+
+The store remembers the highest tuis.id scanned and the ids of rows seen before they were USED; a scan reads only
+rows above that id plus the watched ones, so an app DB with nothing new costs one indexed range query. USED rows
+become txns (or rejects with their reason); EXPIRED rows and rows that vanished stop being watched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from camsync.logs import get_logger
+from camsync.store import luna as q
+from camsync.store.engine import Store
+
+log = get_logger("camsync.sync.luna")
+
+PUSHABLE = "USED"
+FINISHED = "EXPIRED"
+MAX_KEY = 64  # the store's txn_id and meter columns
+
+
+class SourceRowLike(Protocol):
+    tui_id: int
+    txn_id: str | None
+    status: str
+    meter_number: str | None
+    amount: Decimal | None
+    amount_raw: str | None
+    currency: str
+    reject_reason: str | None
+
+
+class SourceLike(Protocol):
+    """The part of `PayplusSource` discovery uses (tests pass fakes)."""
+
+    def scan(self, *, after_id: int = 0, ids: Collection[int] = (), batch_size: int = 5000) -> Iterator[Any]: ...
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What one scan saw and recorded."""
+
+    rows: int
+    discovered: int
+    rejected: int
+    already_known: int
+    watched: int
+    last_id: int
+    seconds: float
+
+
+@dataclass
+class _Sorted:
+    last_id: int
+    found: list[q.NewTxn]
+    rejects: list[q.NewReject]
+    watch: list[tuple[int, str | None]]
+    unwatch: list[int]
+    rows: int = 0
+
+
+def classify(rows: Iterable[SourceRowLike], *, last_id: int, watched: Collection[int]) -> _Sorted:
+    """Sort scanned rows into new txns, rejects, rows to watch and rows to stop watching."""
+    out = _Sorted(last_id=last_id, found=[], rejects=[], watch=[], unwatch=[])
+    seen: set[int] = set()
+    for row in rows:
+        out.rows += 1
+        seen.add(row.tui_id)
+        out.last_id = max(out.last_id, row.tui_id)
+        status = (row.status or "").strip().upper()
+        if status == PUSHABLE:
+            _pushable(out, row)
+        elif status != FINISHED:
+            if row.tui_id not in watched:
+                out.watch.append((row.tui_id, row.status))
+            continue
+        if row.tui_id in watched:
+            out.unwatch.append(row.tui_id)
+    out.unwatch.extend(tui_id for tui_id in watched if tui_id not in seen)  # deleted from the app DB
+    return out
+
+
+def _problem(row: SourceRowLike) -> str | None:
+    """Why a USED row cannot be pushed, or None."""
+    if row.reject_reason:
+        return row.reject_reason
+    if not row.txn_id or row.amount is None or not row.meter_number:
+        return "incomplete row (txn_id, amount or meter missing)"
+    if len(row.txn_id) > MAX_KEY:
+        return f"txn_id is longer than {MAX_KEY} characters"
+    if len(row.meter_number) > MAX_KEY:
+        return f"meter number is longer than {MAX_KEY} characters"
+    return None
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return value if value is None or len(value) <= size else value[: size - 1] + "…"
+
+
+def _pushable(out: _Sorted, row: SourceRowLike) -> None:
+    reason = _problem(row)
+    if reason is not None:
+        out.rejects.append(
+            q.NewReject(
+                tui_id=row.tui_id,
+                txn_id=_cut(row.txn_id, MAX_KEY),
+                tui_status=_cut(row.status, 24),
+                meter=_cut(row.meter_number, MAX_KEY),
+                amount_raw=_cut(row.amount_raw, MAX_KEY),
+                reason=reason,
+            )
+        )
+        return
+    assert row.txn_id is not None and row.meter_number is not None and row.amount is not None
+    out.found.append(
+        q.NewTxn(txn_id=row.txn_id, tui_id=row.tui_id, meter=row.meter_number, amount=row.amount, currency=row.currency)
+    )
+
+
+def discover(store: Store, source: SourceLike, *, actor: str, now: datetime, batch_size: int = 5000) -> ScanReport:
+    """Scan the app DB past the cursor (and the watched rows) and record what it finds, in one transaction."""
+    with store.writer() as session:
+        last_id, watched = q.lock_scan_cursor(session)
+        started = time.perf_counter()
+        sorted_rows = classify(
+            source.scan(after_id=last_id, ids=watched, batch_size=batch_size), last_id=last_id, watched=set(watched)
+        )
+        seconds = time.perf_counter() - started
+        outcome = q.apply_scan(
+            session,
+            now=now,
+            actor=actor,
+            last_id=sorted_rows.last_id,
+            found=sorted_rows.found,
+            rejects=sorted_rows.rejects,
+            watch=sorted_rows.watch,
+            unwatch=sorted_rows.unwatch,
+        )
+    report = ScanReport(
+        rows=sorted_rows.rows,
+        discovered=len(outcome.discovered),
+        rejected=outcome.rejected,
+        already_known=outcome.already_known,
+        watched=len(watched) + len(sorted_rows.watch) - len(sorted_rows.unwatch),
+        last_id=sorted_rows.last_id,
+        seconds=seconds,
+    )
+    _log_scan(report, sorted_rows.rejects)
+    return report
+
+
+def preview(store: Store, source: SourceLike, *, batch_size: int = 5000) -> ScanReport:
+    """What `discover` would record, without writing anything (for --dry-run)."""
+    with store.session() as session:
+        last_id, watched = q.scan_position(session)[0], q.watched_ids(session)
+        started = time.perf_counter()
+        rows = classify(
+            source.scan(after_id=last_id, ids=watched, batch_size=batch_size), last_id=last_id, watched=set(watched)
+        )
+        seconds = time.perf_counter() - started
+        known = q.known_txn_ids(session, txn_ids=[f.txn_id for f in rows.found])
+    return ScanReport(
+        rows=rows.rows,
+        discovered=len({f.txn_id for f in rows.found} - known),
+        rejected=len(rows.rejects),
+        already_known=len(known),
+        watched=len(watched),
+        last_id=rows.last_id,
+        seconds=seconds,
+    )
+
+
+def _log_scan(report: ScanReport, rejects: list[q.NewReject]) -> None:
+    for reject in rejects:
+        log.warning(
+            "rejected",
+            f"[rejected] tuis.id={reject.tui_id} txn={reject.txn_id} {reject.reason}",
+            tui_id=reject.tui_id,
+        )
+    log.info(
+        "scan",
+        f"app DB scanned: {report.rows} rows read, {report.discovered} new, {report.rejected} rejected",
+        seconds=round(report.seconds, 4),
+        last_id=report.last_id,
+        watched=report.watched,
+    )

@@ -1,0 +1,174 @@
+"""What the pool threads of `luna push` do: HTTP only, no database. Each task returns an outcome to apply.
+
+A create attempt first settles any earlier uncertainty (`lookup_first`): one work order found → adopt it; none →
+safe to send; no lookup → hold (or resend under LUNA_UNKNOWN_OUTCOME=resend). `maybe_created` in the outcome
+says whether LUNA may hold a work order for the txn after the attempt: then the next attempt looks it up first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from camsync.clients.http import OutcomeUnknown
+from camsync.clients.luna import (
+    LookupUnavailable,
+    LunaAuthError,
+    LunaBusy,
+    LunaError,
+    LunaRejected,
+    LunaResponseError,
+    WorkOrder,
+)
+from camsync.errors import UpstreamError
+from camsync.failpoints import failpoint
+from camsync.logs import get_logger
+from camsync.store.luna import ClaimedTxn
+
+log = get_logger("camsync.sync.luna")
+
+
+class LunaApi(Protocol):
+    """The part of `LunaClient` the push uses (tests pass fakes)."""
+
+    @property
+    def lookup_available(self) -> bool: ...
+
+    def create_work_order(self, *, txn_id: str, meter: str, amount: Decimal, currency: str) -> WorkOrder: ...
+
+    def get_work_order(self, work_order_id: str) -> WorkOrder: ...
+
+    def lookup(self, txn_id: str) -> list[WorkOrder]: ...
+
+
+@dataclass(frozen=True)
+class Note:
+    """One history line gathered by a task: what was asked and what came back."""
+
+    kind: str
+    message: str
+    http_status: int | None = None
+
+
+@dataclass
+class CreateOutcome:
+    """The end of one create attempt.
+
+    kind: created (work_order set; adopted when found by lookup) | rejected (never retry) | retry (later, with
+    backoff) | hold (unknown outcome that cannot be looked up) | fatal (stop the run: credentials, URLs).
+    """
+
+    item: ClaimedTxn
+    kind: str
+    maybe_created: bool
+    reason: str = ""
+    http_status: int | None = None
+    work_order: WorkOrder | None = None
+    adopted: bool = False
+    requests: int = 0
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass
+class PollOutcome:
+    """The answer to one status poll: the work order, or the error (fatal when the run must stop)."""
+
+    item: ClaimedTxn
+    work_order: WorkOrder | None = None
+    error: str = ""
+    http_status: int | None = None
+    fatal: bool = False
+
+
+def attempt_create(client: LunaApi, item: ClaimedTxn, *, unknown_outcome: str) -> CreateOutcome:
+    """Settle an earlier uncertainty by lookup when needed, then send the create (at most once)."""
+    outcome = CreateOutcome(item=item, kind="retry", maybe_created=item.lookup_first)
+    if item.lookup_first:
+        settled = _look_up(client, outcome, unknown_outcome=unknown_outcome)
+        if settled:
+            return outcome
+    return _send(client, outcome, unknown_outcome=unknown_outcome)
+
+
+def _look_up(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> bool:
+    """True when the lookup ended the attempt (adopted, held, or failed); False when it is safe to send."""
+    txn_id = outcome.item.txn_id
+    try:
+        outcome.requests += 1
+        found = client.lookup(txn_id)
+    except LookupUnavailable as exc:
+        outcome.notes.append(Note("lookup", f"lookup unavailable: {exc.reason}", exc.status))
+        if unknown_outcome == "resend":
+            outcome.notes.append(Note("lookup", "LUNA_UNKNOWN_OUTCOME=resend: sending again"))
+            return False
+        return _end(outcome, "hold", exc, reason=f"outcome unknown and no lookup: {exc.reason}")
+    except LunaAuthError as exc:
+        return _end(outcome, "fatal", exc)
+    except UpstreamError as exc:
+        return _end(outcome, "retry", exc, reason=f"lookup failed: {exc.reason}")
+    outcome.notes.append(Note("lookup", f"lookup by reference found {len(found)} work order(s)", 200))
+    if not found:
+        outcome.maybe_created = False
+        return False
+    outcome.kind, outcome.work_order, outcome.adopted = "created", found[0], True
+    if len(found) > 1:
+        ids = ", ".join(order.id for order in found)
+        outcome.reason = f"LUNA holds {len(found)} work orders for this reference ({ids}); adopted {found[0].id}"
+    return True
+
+
+def _end(outcome: CreateOutcome, kind: str, exc: UpstreamError, *, reason: str | None = None) -> bool:
+    outcome.kind, outcome.reason, outcome.http_status = kind, reason or exc.reason, exc.status
+    return True
+
+
+def _send(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> CreateOutcome:
+    item = outcome.item
+    amount = item.amount if item.amount is not None else Decimal(0)
+    log.info("create", f"[create] txn={item.txn_id} meter={item.meter} amount={amount} {item.currency}")
+    outcome.notes.append(Note("request", f"POST create: meter={item.meter} amount={amount} {item.currency}"))
+    try:
+        outcome.requests += 1
+        order = client.create_work_order(
+            txn_id=item.txn_id, meter=item.meter or "", amount=amount, currency=item.currency
+        )
+    except (OutcomeUnknown, LunaResponseError) as exc:
+        outcome.maybe_created = True
+        held = not client.lookup_available and unknown_outcome == "hold"
+        _end(outcome, "hold" if held else "retry", exc, reason=f"outcome unknown: {exc.reason}")
+        return outcome
+    except LunaRejected as exc:
+        _end(outcome, "rejected", exc)
+        return outcome
+    except LunaBusy as exc:
+        _end(outcome, "retry", exc)
+        return outcome
+    except LookupUnavailable as exc:  # a duplicate answer naming no work order, and no way to find it
+        outcome.maybe_created = True
+        _end(outcome, "hold", exc)
+        return outcome
+    except LunaAuthError as exc:
+        _end(outcome, "fatal", exc)
+        return outcome
+    except LunaError as exc:
+        _end(outcome, "retry" if exc.retryable else "fatal", exc)
+        return outcome
+    except UpstreamError as exc:  # never reached LUNA, or LUNA stayed busy (429/503): this POST created nothing
+        _end(outcome, "retry", exc)
+        return outcome
+    failpoint("after_post_before_commit")
+    outcome.kind, outcome.work_order, outcome.maybe_created = "created", order, True
+    return outcome
+
+
+def poll(client: LunaApi, item: ClaimedTxn) -> PollOutcome:
+    """Ask LUNA for the status of the txn's work order."""
+    try:
+        order = client.get_work_order(item.work_order_id or "")
+    except LunaAuthError as exc:
+        return PollOutcome(item=item, error=exc.reason, http_status=exc.status, fatal=True)
+    except UpstreamError as exc:
+        return PollOutcome(item=item, error=exc.reason, http_status=exc.status)
+    failpoint("during_poll")
+    return PollOutcome(item=item, work_order=order)
