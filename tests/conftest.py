@@ -77,6 +77,16 @@ def drop_pg_schema(schema: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def clear_stop_request() -> Iterator[None]:
+    """A stop request (the worker's SIGTERM path) is process-wide: no test inherits one from another."""
+    from camsync import shutdown
+
+    shutdown.clear()
+    yield
+    shutdown.clear()
+
+
+@pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No test sees the developer's settings, .env or data dir: every camsync variable is cleared."""
     for _name, spec, _default in settings_vars():

@@ -10,7 +10,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from camsync import shutdown
 from camsync.errors import CamsyncError, UsageError
 from camsync.sync import demo as demo_module
 from camsync.sync.demo import MARKER, DemoOptions, keep_serving, prepare_directory, run_demo
@@ -108,12 +107,14 @@ def test_the_command_shows_the_tables_and_where_to_look_next_then_stops_kept_san
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(demo_module, "DemoOptions", lambda **kw: DemoOptions(**{**kw, "transition_seconds": 0.2}))
-    shutdown.request()  # so that --keep stops at once
-    try:
-        args = ["demo", "--dir", str(tmp_path / "d"), "--keep", "--products", "30", "--orders", "30", "--topups", "60"]
-        outcome = CliRunner().invoke(_cli(), args)
-    finally:
-        shutdown.clear()
+    waits: list[float] = []
+    # --keep serves until a stop request: here the first wait answers "stop" at once
+    monkeypatch.setattr(
+        demo_module, "keep_serving", lambda sandboxes: keep_serving(sandboxes, wait=lambda s: waits.append(s) or True)
+    )
+    args = ["demo", "--dir", str(tmp_path / "d"), "--keep", "--products", "30", "--orders", "30", "--topups", "60"]
+    outcome = CliRunner().invoke(_cli(), args)
+    assert len(waits) == 1
 
     assert outcome.exit_code == 0, outcome.output
     store = f"sqlite:///{tmp_path / 'd' / 'camsync.db'}"
