@@ -13,6 +13,7 @@ import typer
 from camsync import __version__
 from camsync.commands import db, demo, doctor, luna, runall, runs, sandbox, smartup, state, status
 from camsync.commands.context import AppContext
+from camsync.commands.progress import run_progress, wanted
 from camsync.errors import CamsyncError, ExitCode
 
 app = typer.Typer(
@@ -91,6 +92,7 @@ def root(
     context = AppContext(env_file=env_file, log_format=log_format.value, verbosity=verbose, trigger=trigger.value)
     ctx.obj = context
     ctx.call_on_close(context.close)
+    ctx.with_resource(run_progress(wanted(quiet=quiet, log_format=log_format.value)))
 
 
 def _print_error(message: str) -> None:

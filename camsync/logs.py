@@ -140,9 +140,19 @@ def get_logger(name: str) -> EventLogger:
     return EventLogger(name)
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is at the moment of writing (a live progress display may stand in for it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(*, fmt: str = "text", level: int = logging.INFO, stream: TextIO | None = None) -> None:
-    """Send camsync's logs to `stream` (stderr) in the chosen format; called once by the CLI."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send camsync's logs to `stream` (the current stderr) in the chosen format; called once by the CLI."""
+    handler = logging.StreamHandler(stream or _CurrentStderr())
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
     root = logging.getLogger("camsync")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +19,25 @@ from camsync.store.engine import Store
 
 log = get_logger(__name__)
 HEARTBEAT_EVERY = 30.0
+
+# Who watches runs as they go (the CLI's progress bars): called with ("start" | "progress" | "end", handle).
+Listener = Callable[[str, "RunHandle"], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Be told when a run starts, makes progress (counts added, heartbeats) and ends."""
+    _listeners.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _notify(event: str, handle: RunHandle) -> None:
+    for listener in list(_listeners):
+        listener(event, handle)
 
 
 def process_alive(pid: int) -> bool:
@@ -53,6 +72,7 @@ class RunHandle:
         """Add to the run's counters (fetched, inserted, updated, unchanged, failed)."""
         for key, value in counts.items():
             self.counts[key] += value
+        _notify("progress", self)
 
     def fail(self, message: str, *, partial: bool = False) -> None:
         """End the run FAILED (or PARTIAL) with `message`, without raising."""
@@ -61,6 +81,7 @@ class RunHandle:
 
     def beat(self, *, force: bool = False) -> None:
         """Tell the ledger the run is alive (at most every 30 s unless forced)."""
+        _notify("progress", self)
         if self._store is None or (not force and time.monotonic() - self._last_beat < HEARTBEAT_EVERY):
             return
         self._last_beat = time.monotonic()
@@ -113,6 +134,7 @@ def recorded_run(
     started = time.monotonic()
     with job_context(job, handle.id):
         log.info("run_start", f"{job} {run_type} run started", trigger=trigger)
+        _notify("start", handle)
         try:
             yield handle
         except BaseException as exc:
@@ -123,6 +145,7 @@ def recorded_run(
             raise
         finally:
             _finish(store, handle, time.monotonic() - started)
+            _notify("end", handle)
 
 
 def _finish(store: Store, handle: RunHandle, seconds: float) -> None:
