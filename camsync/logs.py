@@ -34,10 +34,17 @@ _PAIR = re.compile(
 )
 
 
+_short_secrets: set[str] = set()
+
+
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that no log line or error message ever shows it."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
+    """Remember a secret value so that no log line or error message ever shows it.
+
+    A value of four characters or more is removed wherever it appears; a shorter one (a weak password) only where
+    it stands as a whole token, so that ordinary words and numbers around it stay readable.
+    """
+    if value:
+        (_secrets if len(value) >= 4 else _short_secrets).add(value)
 
 
 def redact(text: str) -> str:
@@ -45,6 +52,9 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "****")
+    for secret in _short_secrets:
+        if secret in text:
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "****", text)
     text = _URL_CREDENTIALS.sub(r"\g<head>****@", text)
     text = _AUTH_HEADER.sub(r"\g<head>****", text)
     return _PAIR.sub(r"\g<head>****", text)

@@ -345,7 +345,7 @@ class Settings:
     def secret_values(self) -> list[str]:
         """Every secret value set, so logs can redact them wherever they appear."""
         values = [getattr(self, f.name) for f in fields(self) if f.metadata["var"].secret]
-        return [v for v in values if isinstance(v, str) and len(v) >= 4]
+        return [v for v in values if isinstance(v, str) and v]
 
     def require(self, group: str) -> None:
         """Refuse to go on when a variable needed by `group` is empty."""

@@ -65,3 +65,9 @@ def test_redact_patterns_without_registration() -> None:
     assert redact('{"password": "abc123"}') == '{"password": "****"}'
     assert redact("LUNA_TOKEN=tok-123") == "LUNA_TOKEN=****"
     assert redact("nothing secret here") == "nothing secret here"
+
+
+def test_a_short_secret_is_redacted_as_a_whole_token() -> None:
+    register_secret("x9")
+    assert redact("login with password x9 failed") == "login with password **** failed"
+    assert redact("box9 and x90 stay") == "box9 and x90 stay"
