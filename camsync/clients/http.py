@@ -175,7 +175,7 @@ class HttpService:
                     status=response.status_code,
                     retryable=True,
                 )
-                if retry_unsent_only and response.status_code != 429 and response.status_code != 503:
+                if retry_unsent_only and response.status_code != 429:  # a 503 may come from a gateway that passed it on
                     raise error
             attempt += 1
             if attempt >= self.policy.attempts:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +33,7 @@ _LIST_KEYS = ("data", "items", "WorkOrders", "workOrders", "work_orders", "resul
 _FAILURE_KEYS = ("FailureReason", "failureReason", "failure_reason")
 
 __all__ = [
+    "LookupAmbiguous",
     "LookupUnavailable",
     "LunaAuthError",
     "LunaBusy",
@@ -55,6 +56,7 @@ class WorkOrder:
     failure_reason: str | None
     raw: dict[str, Any]
     reference: str | None = None
+    siblings: tuple[WorkOrder, ...] = ()  # every work order LUNA holds for the reference, when more than one
 
 
 class LunaError(UpstreamError):
@@ -90,6 +92,10 @@ class LunaResponseError(LunaError):
 
 class LookupUnavailable(LunaError):
     """Work orders cannot be looked up by client reference on this server."""
+
+
+class LookupAmbiguous(LunaError):
+    """A lookup answered work orders that do not carry the reference: whose they are is unknown."""
 
 
 @dataclass(frozen=True)
@@ -240,13 +246,13 @@ class LunaClient(HttpService):
         try:
             response = self.send("POST", self.urls.create, retry_unsent_only=True, content=content, headers=headers)
         except UpstreamError as exc:
-            if exc.status is not None and exc.status >= 500 and exc.status != 503:
+            if exc.status is not None and exc.status >= 500:  # a gateway may have passed the create on
                 raise OutcomeUnknown(redact(exc.reason), service=SERVICE) from None
             raise
         status = response.status_code
         if 200 <= status < 300:
             return self._work_order_from(response, what=f"the create of txn {txn_id}")
-        if status >= 500:
+        if status >= 500 or status == 408:  # 408: the server gave up on a request it may have begun
             raise OutcomeUnknown(f"LUNA POST {_path(self.urls.create)} answered HTTP {status}", service=SERVICE)
         if status < 400:
             raise LunaError(
@@ -302,7 +308,7 @@ class LunaClient(HttpService):
                 status=409,
                 code=code or DUPLICATE_CODE,
             )
-        return found[0]
+        return replace(found[0], siblings=tuple(found)) if len(found) > 1 else found[0]
 
     # --- reads -----------------------------------------------------------------------------------------------
 
@@ -322,7 +328,8 @@ class LunaClient(HttpService):
         )
 
     def lookup(self, txn_id: str) -> list[WorkOrder]:
-        """The work orders carrying client reference `txn_id` (empty when none); raises LookupUnavailable."""
+        """The work orders carrying client reference `txn_id` (empty when none); raises LookupUnavailable, or
+        LookupAmbiguous when LUNA answers work orders that do not name their reference."""
         if self.urls.lookup is None:
             raise LookupUnavailable(
                 "LUNA lookup by client reference is off (LUNA_LOOKUP_URL=none)",
@@ -344,7 +351,15 @@ class LunaClient(HttpService):
             )
         payload = _json(response, what=f"the lookup of txn {txn_id}")
         orders = [order for item in _items(payload) if (order := self._work_order(item, fallback_id=None))]
-        return [order for order in orders if order.reference in (None, txn_id)]
+        unnamed = [order.id for order in orders if order.reference is None]
+        if unnamed:
+            raise LookupAmbiguous(
+                f"LUNA lookup of txn {txn_id} answered work orders without the {self.client_ref_field} field "
+                f"({', '.join(unnamed[:5])}): whose they are is unknown",
+                "Check LUNA_LOOKUP_URL and LUNA_CLIENT_REF_FIELD; the txn is held for an operator",
+                status=status,
+            )
+        return [order for order in orders if order.reference == txn_id]
 
     def last_readout(self, meter: str) -> dict[str, Any]:
         """The meter's last readout (MeterNumber, ReadoutTime, Credit, Consumption, ValveStatus …)."""

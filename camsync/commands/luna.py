@@ -146,6 +146,11 @@ def _print_status(data: dict[str, Any]) -> None:
     from camsync.commands.render import console, fmt_time, print_table
 
     print_table("LUNA state", ("state", "txns"), ([k, v] for k, v in data["counts"].items()))
+    if data.get("duplicate_work_orders"):
+        console.print(
+            f"[red]{data['duplicate_work_orders']} txns have several work orders in LUNA (credited more than once?): "
+            "see `camsync luna show TXN_ID`.[/red]"
+        )
     scan = data["scan"]
     console.print(f"App DB scanned up to tuis.id {scan['last_tui_id']}; {scan['watched']} rows watched (not USED yet).")
     if data["state"] == "rejected" or data["rejects"]:

@@ -27,9 +27,11 @@ def reset(
 
     Forgetting does not touch LUNA: the next `luna push` rediscovers the txn from the app DB.
 
-    A txn sent before is looked up in LUNA first: adopted if LUNA has its work order, else sent.
+    A txn whose work order is in its history is followed (polled) again, never sent again. Another txn sent
+    before is looked up in LUNA first: adopted if LUNA has its work order, else sent.
 
-    With LUNA_LOOKUP_URL=none such txns are held as unknown, for `luna replay`.
+    With LUNA_LOOKUP_URL=none those are held as unknown, for `luna replay` (or sent again if
+    LUNA_UNKNOWN_OUTCOME=resend).
 
     The history of every txn is kept. Txns a running push is working on are refused.
     """

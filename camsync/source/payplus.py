@@ -37,6 +37,8 @@ OPTIONAL_COLUMNS = frozenset({("tuis", "created_at"), ("topups", "currency")})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _PLAIN_AMOUNT = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _GROUPED_AMOUNT = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
+_AMBIGUOUS_DOT = re.compile(r"^[+-]?\d{1,3}\.\d{3}$")
+ZERO_DECIMAL_CURRENCIES = frozenset({"XAF", "XOF", "XPF", "KMF", "GNF", "RWF", "BIF", "DJF", "JPY", "KRW"})
 _SPACES = re.compile(r"[\s\u00a0\u202f\u2009]+")
 _IN_CHUNK = 500
 
@@ -125,8 +127,24 @@ def _check_name(setting: str, name: str, *, dotted: bool) -> None:
         )
 
 
-def parse_amount(raw: Any) -> tuple[Decimal | None, str | None]:
-    """(amount, None) for "1500", "1,500", "1 500" or "1500.00"; (None or the value, reason) when unusable."""
+def parse_amount(raw: Any, *, currency: str | None = None) -> tuple[Decimal | None, str | None]:
+    """(amount, None) for "1500", "1,500", "1 500" or "1500.00"; (None or the value, reason) when unusable.
+
+    In a currency without a minor unit (XAF …) a fraction is refused, and so is "1.500" (a thousands dot or a
+    decimal point: 1500 or 1.5?).
+    """
+    amount, reason = _parse_amount(raw)
+    if reason is not None or amount is None or (currency or "").strip().upper() not in ZERO_DECIMAL_CURRENCIES:
+        return amount, reason
+    text = str(raw).strip()
+    if isinstance(raw, str) and _AMBIGUOUS_DOT.match(text):
+        return None, f"amount {text!r} is ambiguous in {currency} (a thousands dot, or a decimal point?)"
+    if amount != amount.to_integral_value():
+        return None, f"amount {text} has a fraction, but {currency} has no minor unit"
+    return amount, None
+
+
+def _parse_amount(raw: Any) -> tuple[Decimal | None, str | None]:
     if raw is None:
         return None, "amount is NULL"
     if isinstance(raw, str) and raw.isascii() and raw.isdigit():
@@ -241,7 +259,8 @@ class PayplusSource:
         return list(rows.values()), len(records)
 
     def _row(self, record: Any, shared: dict[str, list[int]]) -> SourceRow:
-        amount, amount_reason = parse_amount(record.amount)
+        currency = str(record.currency or "").strip() or self.default_currency
+        amount, amount_reason = parse_amount(record.amount, currency=currency)
         txn_id = record.txn_id
         return SourceRow(
             tui_id=int(record.id),
@@ -250,7 +269,7 @@ class PayplusSource:
             meter_number=None if record.meter_number is None else str(record.meter_number),
             amount=amount if amount_reason is None else None,
             amount_raw=None if record.amount is None else str(record.amount),
-            currency=str(record.currency or "").strip() or self.default_currency,
+            currency=currency,
             created_at=_text_time(record.created_at),
             reject_reason=_reject_reason(record, shared, amount_reason),
         )

@@ -79,7 +79,7 @@ class LunaEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     txn_id: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[str | None] = mapped_column(String(16))
     http_status: Mapped[int | None] = mapped_column(Integer)
     work_order_id: Mapped[str | None] = mapped_column(String(128))
@@ -101,6 +101,7 @@ class LunaReject(Base):
     reason: Mapped[str] = mapped_column(Text)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class LunaWatch(Base):
@@ -266,6 +267,28 @@ def lock_scan_cursor(session: Session) -> tuple[int, list[int]]:
     return cursor.last_id, watched_ids(session)
 
 
+@dataclass(frozen=True)
+class ScanStart:
+    """Where a scan starts: the cursor, the window below it read again, and the ids to re-check or to skip."""
+
+    last_id: int
+    from_id: int
+    watched: list[int]
+    rejected: list[int]
+    known: set[int]
+
+
+def scan_start(session: Session, *, lookback: int) -> ScanStart:
+    """The scan position, without locking: rows above `last_id - lookback` are read again (ids of an app DB on
+    PostgreSQL commit out of order), the watched and the unresolved rejected rows are re-checked, and the ids of
+    the window already known as txns are skipped."""
+    last_id = int(session.scalar(select(LunaCursor.last_id).where(LunaCursor.name == SCAN_CURSOR)) or 0)
+    from_id = max(0, last_id - lookback)
+    known = set(session.scalars(select(LunaTxn.tui_id).where(LunaTxn.tui_id > from_id)))
+    rejected = list(session.scalars(select(LunaReject.tui_id).where(LunaReject.resolved_at.is_(None))))
+    return ScanStart(last_id, from_id, watched_ids(session), sorted(rejected), {int(i) for i in known if i})
+
+
 def apply_scan(
     session: Session,
     *,
@@ -276,10 +299,18 @@ def apply_scan(
     rejects: Sequence[NewReject],
     watch: Sequence[tuple[int, str | None]],
     unwatch: Sequence[int],
+    resolved: Sequence[int] = (),
 ) -> ScanOutcome:
-    """Record one scan: new txns (known ones are left alone), rejects, the watch list and the cursor."""
+    """Record one scan: new txns (known ones are left alone), rejects (and those now `resolved`), the watch
+    list and the cursor."""
     discovered, known = _insert_new_txns(session, found=found, now=now, actor=actor)
     rejected = _upsert_rejects(session, rejects=rejects, now=now)
+    for chunk in _chunks(list(resolved)):
+        session.execute(
+            update(LunaReject)
+            .where(LunaReject.tui_id.in_(chunk), LunaReject.resolved_at.is_(None))
+            .values(resolved_at=now, last_seen_at=now)
+        )
     for chunk in _chunks(list(unwatch)):
         session.execute(delete(LunaWatch).where(LunaWatch.tui_id.in_(chunk)))
     _add_watch(session, watch=watch, now=now)
@@ -306,26 +337,53 @@ def _insert_new_txns(session: Session, *, found: Sequence[NewTxn], now: datetime
         if row is not None and row.tui_id is None:  # imported from the old agent: learn where it lives
             row.tui_id, row.meter, row.amount = item.tui_id, item.meter, str(item.amount)
     resent = _sent_before(session, [f.txn_id for f in fresh])
+    orders = _known_work_orders(session, sorted(resent))
     for chunk in _chunks(fresh):
         session.execute(
-            insert(LunaTxn), [_new_txn_values(item, now=now, lookup_first=item.txn_id in resent) for item in chunk]
+            insert(LunaTxn),
+            [
+                _new_txn_values(item, now=now, resent=item.txn_id in resent, order=orders.get(item.txn_id))
+                for item in chunk
+            ],
         )
         add_events(
             session,
-            events=[_discovered_event(item, actor=actor, now=now, resent=item.txn_id in resent) for item in chunk],
+            events=[
+                _discovered_event(
+                    item, actor=actor, now=now, resent=item.txn_id in resent, order=orders.get(item.txn_id)
+                )
+                for item in chunk
+            ],
         )
     session.flush()
     return [f.txn_id for f in fresh], len(found) - len(fresh)
 
 
-def _discovered_event(item: NewTxn, *, actor: str, now: datetime, resent: bool) -> dict[str, Any]:
-    note = " (sent before it was forgotten: it will be looked up first)" if resent else ""
+def _known_work_orders(session: Session, txn_ids: Sequence[str]) -> dict[str, str]:
+    """The latest work-order id the history of each txn names (a forgotten txn's work order is still in LUNA)."""
+    orders: dict[str, str] = {}
+    for chunk in _chunks(txn_ids):
+        query = (
+            select(LunaEvent.txn_id, LunaEvent.work_order_id)
+            .where(LunaEvent.txn_id.in_(chunk), LunaEvent.work_order_id.is_not(None))
+            .order_by(LunaEvent.id)
+        )
+        orders.update({txn_id: str(order) for txn_id, order in session.execute(query)})
+    return orders
+
+
+def _discovered_event(item: NewTxn, *, actor: str, now: datetime, resent: bool, order: str | None) -> dict[str, Any]:
+    if order is not None:
+        note = f" (work order {order} is in its history: followed again, never sent again)"
+    else:
+        note = " (sent before it was forgotten: it will be looked up first)" if resent else ""
     message = f"tuis.id={item.tui_id} meter={item.meter} amount={item.amount} {item.currency}{note}"
-    return event_row(item.txn_id, "discovered", message, actor, now, state="discovered")
+    state = "created" if order is not None else "discovered"
+    return event_row(item.txn_id, "discovered", message, actor, now, state=state, work_order_id=order)
 
 
-def _new_txn_values(item: NewTxn, *, now: datetime, lookup_first: bool) -> dict[str, Any]:
-    return {
+def _new_txn_values(item: NewTxn, *, now: datetime, resent: bool, order: str | None) -> dict[str, Any]:
+    values = {
         "txn_id": item.txn_id,
         "tui_id": item.tui_id,
         "meter": item.meter,
@@ -335,10 +393,16 @@ def _new_txn_values(item: NewTxn, *, now: datetime, lookup_first: bool) -> dict[
         "state": "discovered",
         "attempts": 0,
         "polls": 0,
-        "lookup_first": lookup_first,
+        "lookup_first": resent,
         "discovered_at": now,
         "updated_at": now,
+        "work_order_id": None,
+        "work_order_at": None,
+        "next_attempt_at": None,
     }
+    if order is not None:
+        values.update(state="created", lookup_first=False, work_order_id=order, work_order_at=now, next_attempt_at=now)
+    return values
 
 
 def _upsert_rejects(session: Session, *, rejects: Sequence[NewReject], now: datetime) -> int:
@@ -354,7 +418,7 @@ def _upsert_rejects(session: Session, *, rejects: Sequence[NewReject], now: date
             session.add(row)
             known[item.tui_id] = row
         row.txn_id, row.tui_status, row.meter = item.txn_id, item.tui_status, item.meter
-        row.amount_raw, row.reason, row.last_seen_at = item.amount_raw, item.reason, now
+        row.amount_raw, row.reason, row.last_seen_at, row.resolved_at = item.amount_raw, item.reason, now, None
     session.flush()
     return new
 
@@ -457,20 +521,24 @@ def release_claims(session: Session, *, owner: str, txn_ids: Iterable[str] | Non
 def release_dead_claims(
     session: Session, *, host: str, owner: str, alive: Callable[[int], bool], now: datetime
 ) -> list[str]:
-    """Free the leases of processes on this host that are gone.
+    """Free the leases of this process's dead predecessors; returns their txn ids.
 
-    Owners are `host:pid[:token]`. A claim under our own pid but another name is an earlier process that had
-    our pid (a restarted container): gone too.
+    Owners are `host:pid:token:namespace`, the namespace naming the boot and the pid namespace. Only a claim of
+    the same host AND the same namespace can be proved dead: its pid is not alive, or it is our own pid under
+    another token (an earlier process that had our pid). A claim of another namespace (a container sharing
+    the host name) is never freed here, only its lease can lapse.
     """
-    own_pid = _owner_pid(owner)
+    own_pid, own_namespace = _owner_pid(owner), _owner_namespace(owner)
+    if own_pid is None or not own_namespace:
+        return []
     rows = session.scalars(select(LunaTxn).where(LunaTxn.claimed_by.like(f"{host}:%")).with_for_update()).all()
     freed = []
     for row in rows:
         claimer = row.claimed_by or ""
         pid = _owner_pid(claimer)
-        if claimer.split(":")[0] != host or pid is None or claimer == owner:
+        if claimer.split(":")[0] != host or claimer == owner or pid is None:
             continue
-        if pid != own_pid and alive(pid):
+        if _owner_namespace(claimer) != own_namespace or (pid != own_pid and alive(pid)):
             continue
         add_event(
             session,
@@ -496,6 +564,11 @@ def release_dead_claims(
 def _owner_pid(owner: str) -> int | None:
     parts = owner.split(":")
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+def _owner_namespace(owner: str) -> str:
+    parts = owner.split(":")
+    return parts[3] if len(parts) > 3 else ""
 
 
 def mark_sending(session: Session, *, owner: str, txn_ids: Sequence[str], now: datetime) -> list[str]:
@@ -572,11 +645,13 @@ def transition(
     http_status: int | None = None,
     work_order_id: str | None = None,
     events: list[dict[str, Any]] | None = None,
+    unleased_at: datetime | None = None,
 ) -> bool:
-    """Apply `changes` to a txn still in one of `from_states` (and held by `owner` when given); log the event.
+    """Apply `changes` to a txn still in one of `from_states` (and held by `owner` when given, or with no live
+    lease at `unleased_at` when given); log the event.
 
-    Returns False (and changes nothing) when the txn moved on or its lease was lost meanwhile. With `events`,
-    the history line is appended to that list (for `add_events` later in the same transaction) instead.
+    Returns False (and changes nothing) when the txn moved on or its lease was lost (or taken) meanwhile. With
+    `events`, the history line is appended to that list (for `add_events` later in the same transaction) instead.
     """
     values = {**changes, "updated_at": now}
     if changes.get("state") in TERMINAL:
@@ -584,6 +659,8 @@ def transition(
     query = update(LunaTxn).where(LunaTxn.txn_id == txn_id, LunaTxn.state.in_(from_states))
     if owner is not None:
         query = query.where(LunaTxn.claimed_by == owner)
+    if unleased_at is not None:
+        query = query.where(_free(unleased_at))
     result = session.execute(query.values(**values).execution_options(synchronize_session=False))
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
@@ -607,8 +684,15 @@ def count_by_state(session: Session) -> dict[str, int]:
     counts = dict.fromkeys((*STATES, "rejected"), 0)
     for state, number in session.execute(select(LunaTxn.state, func.count()).group_by(LunaTxn.state)):
         counts[state] = int(number)
-    counts["rejected"] = int(session.scalar(select(func.count()).select_from(LunaReject)) or 0)
+    unresolved = select(func.count()).select_from(LunaReject).where(LunaReject.resolved_at.is_(None))
+    counts["rejected"] = int(session.scalar(unresolved) or 0)
     return counts
+
+
+def count_duplicate_work_orders(session: Session) -> int:
+    """How many txns LUNA was found to hold several work orders for (credited more than once)."""
+    query = select(func.count(func.distinct(LunaEvent.txn_id))).where(LunaEvent.kind == "duplicate_work_orders")
+    return int(session.scalar(query) or 0)
 
 
 def list_txns(session: Session, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -619,11 +703,15 @@ def list_txns(session: Session, *, state: str | None = None, limit: int = 50) ->
     return [row.as_dict() for row in session.scalars(query)]
 
 
-def list_rejects(session: Session, *, txn_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Rejected app DB rows (of one txn_id when given), newest first."""
+def list_rejects(
+    session: Session, *, txn_id: str | None = None, limit: int = 50, include_resolved: bool = False
+) -> list[dict[str, Any]]:
+    """Rejected app DB rows (of one txn_id when given), newest first; resolved ones only with `include_resolved`."""
     query = select(LunaReject).order_by(LunaReject.tui_id.desc()).limit(limit)
     if txn_id is not None:
         query = query.where(LunaReject.txn_id == txn_id)
+    if not include_resolved:
+        query = query.where(LunaReject.resolved_at.is_(None))
     return [
         {
             "tui_id": r.tui_id,
@@ -634,6 +722,7 @@ def list_rejects(session: Session, *, txn_id: str | None = None, limit: int = 50
             "reason": r.reason,
             "first_seen_at": r.first_seen_at.isoformat(),
             "last_seen_at": r.last_seen_at.isoformat(),
+            "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
         }
         for r in session.scalars(query)
     ]
@@ -662,8 +751,12 @@ def known_txn_ids(session: Session, *, txn_ids: Sequence[str]) -> set[str]:
     return set(_existing_txns(session, txn_ids))
 
 
-def leased(session: Session, *, now: datetime, txn_id: str | None = None) -> list[dict[str, Any]]:
-    """Txns whose lease is live (a push is working on them)."""
+def leased(session: Session, *, now: datetime, txn_id: str | None = None, lock: bool = False) -> list[dict[str, Any]]:
+    """Txns whose lease is live (a push is working on them). With `lock`, every txn in scope (one, or all) is
+    locked until the commit first, so that no push claims one between this check and the caller's write."""
+    scope = select(LunaTxn.id) if txn_id is None else select(LunaTxn.id).where(LunaTxn.txn_id == txn_id)
+    if lock:
+        session.execute(scope.with_for_update()).all()
     query = select(LunaTxn).where(LunaTxn.claimed_by.is_not(None), LunaTxn.claimed_until >= now)
     if txn_id is not None:
         query = query.where(LunaTxn.txn_id == txn_id)

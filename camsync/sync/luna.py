@@ -9,6 +9,7 @@ ever sent again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from camsync.errors import NotFoundError, UpstreamError, UsageError
@@ -36,10 +38,22 @@ log = get_logger(__name__)
 _TOKEN = uuid.uuid4().hex[:8]
 
 
+def namespace_id() -> str:
+    """A short id of this boot and pid namespace ("" when unknown): two containers sharing a host name differ."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        pid_namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return hashlib.sha256(f"{boot}:{pid_namespace}".encode()).hexdigest()[:12]
+
+
 def owner_name() -> str:
-    """This process's name on leases and history lines: host:pid:token (the token tells apart two processes
-    with the same host name and pid, such as two containers each running camsync as pid 1)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
+    """This process's name on leases and history lines: host:pid:token:namespace. The token tells apart two
+    processes with the same host name and pid; the namespace (boot and pid namespace) tells whether a pid can be
+    checked from here at all, so that only a provably dead process of this namespace loses its claims."""
+    namespace = namespace_id()
+    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}" + (f":{namespace}" if namespace else "")
 
 
 @dataclass
@@ -204,6 +218,8 @@ def _record(run: Any, scan: ScanReport, counts: PushCounts, states: dict[str, in
             "finished": counts.finished,
             "unknown": counts.unknown,
             "rejected_by_luna": counts.rejected_by_luna,
+            "duplicate_work_orders": counts.duplicates,
+            "orphans": counts.orphans,
             "rejected_rows_new": scan.rejected,
             "left_in_flight": counts.left_in_flight,
             "scan_seconds": round(scan.seconds, 4),
@@ -214,6 +230,8 @@ def _record(run: Any, scan: ScanReport, counts: PushCounts, states: dict[str, in
     problems = []
     if counts.not_successful:
         problems.append(f"{counts.not_successful} txns did not succeed (failed, cancelled, expired or unknown)")
+    if counts.duplicates:
+        problems.append(f"{counts.duplicates} txns have several work orders in LUNA (credited more than once?)")
     if options.wait and options.require_terminal and counts.left_in_flight:
         problems.append(f"{counts.left_in_flight} txns still in flight at the timeout")
     if problems:
@@ -269,7 +287,7 @@ def _prepare_replay(
             hint = f"It is a rejected app DB row: {rejects[0]['reason']}" if rejects else "See `camsync luna status`"
             raise NotFoundError(f"txn {txn_id} is not known", hint)
         state = row["state"]
-        if q.leased(session, now=now, txn_id=txn_id):
+        if q.leased(session, now=now, txn_id=txn_id, lock=True):
             raise UsageError(f"txn {txn_id} is being pushed right now ({row['claimed_by']})", "Try again later")
         if state == "successful" and not force:
             raise UsageError(
@@ -294,10 +312,12 @@ def _prepare_replay(
             changes=changes,
             kind="operator",
             message=f"luna replay{' --force' if force else ''} by {owner}: {state} → {changes['state']}",
+            unleased_at=now,
         )
         if not moved:
             raise UsageError(
-                f"txn {txn_id} changed while it was being replayed", "Look at `camsync luna show` and retry"
+                f"txn {txn_id} changed, or a push claimed it, while it was being replayed",
+                "Look at `camsync luna show` and retry",
             )
     return state
 

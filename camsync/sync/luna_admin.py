@@ -14,14 +14,24 @@ from camsync.store.engine import Store
 from camsync.sync.luna import owner_name
 
 ATTENTION = ("unknown", "sending", "failed", "expired", "cancelled")
+_UNKNOWN_AFTER_RESET = (
+    "it is looked up before any new send, and with LUNA_LOOKUP_URL=none held as unknown "
+    "(or sent again if LUNA_UNKNOWN_OUTCOME=resend)"
+)
+_AFTER_RESET = (
+    "those whose work order is in their history are followed (polled) again, never sent again; "
+    f"the others: {_UNKNOWN_AFTER_RESET}"
+)
 
 
 def status(store: Store, *, state: str | None = None, limit: int = 50) -> dict[str, Any]:
-    """Counts per state, the scan position, and the txns of `state` (default: those needing attention)."""
+    """Counts per state, txns with several work orders in LUNA, the scan position, and the txns of `state`
+    (default: those needing attention)."""
     if state is not None and state not in (*q.STATES, "rejected"):
         raise UsageError(f"unknown state {state!r}", "Use one of " + ", ".join((*q.STATES, "rejected")))
     with store.session() as session:
         counts = q.count_by_state(session)
+        duplicates = q.count_duplicate_work_orders(session)
         last_id, watched = q.scan_position(session)
         if state == "rejected":
             rows = q.list_rejects(session, limit=limit)
@@ -32,6 +42,7 @@ def status(store: Store, *, state: str | None = None, limit: int = 50) -> dict[s
         rejects = q.list_rejects(session, limit=limit) if state is None else []
     return {
         "counts": counts,
+        "duplicate_work_orders": duplicates,
         "scan": {"last_tui_id": last_id, "watched": watched},
         "state": state,
         "txns": rows,
@@ -44,7 +55,7 @@ def show(store: Store, *, txn_id: str) -> dict[str, Any]:
     with store.session() as session:
         txn = q.get_txn(session, txn_id=txn_id)
         history = q.txn_history(session, txn_id=txn_id)
-        rejects = q.list_rejects(session, txn_id=txn_id)
+        rejects = q.list_rejects(session, txn_id=txn_id, include_resolved=True)
     if txn is None and not history and not rejects:
         raise NotFoundError(f"txn {txn_id} is not known", "See `camsync luna status` for the txns camsync knows")
     return {"txn": txn, "history": history, "rejects": rejects}
@@ -69,9 +80,7 @@ def plan_reset(store: Store, *, txn_id: str | None) -> ResetPlan:
         if txn_id is None:
             counts = q.count_by_state(session)
             maybe = sum(counts[state] for state in ("sending", "created", "unknown", *q.TERMINAL))
-            warnings = (
-                [f"{maybe} txns may have work orders in LUNA: each is looked up before any new send"] if maybe else []
-            )
+            warnings = [f"{maybe} txns may have work orders in LUNA: {_AFTER_RESET}"] if maybe else []
             return ResetPlan("all", counts, None, live, warnings)
         txn = q.get_txn(session, txn_id=txn_id)
         rejects = q.list_rejects(session, txn_id=txn_id)
@@ -79,10 +88,13 @@ def plan_reset(store: Store, *, txn_id: str | None) -> ResetPlan:
         raise NotFoundError(f"txn {txn_id} is not known", "See `camsync luna status`")
     state = txn["state"] if txn else "rejected"
     warnings = []
-    if state in ("sending", "created", "unknown"):
+    if txn is not None and txn["work_order_id"]:
         warnings.append(
-            f"txn {txn_id} is {state}: LUNA may hold a work order for it; it will be looked up before any new send"
+            f"txn {txn_id} is {state} with work order {txn['work_order_id']}: "
+            "once rediscovered it is followed (polled) again, never sent again"
         )
+    elif state in ("sending", "unknown", *q.TERMINAL):
+        warnings.append(f"txn {txn_id} is {state}: LUNA may hold a work order for it; {_UNKNOWN_AFTER_RESET}")
     if txn is not None and txn["tui_id"] is None:
         warnings.append(
             f"txn {txn_id} came from the old agent's state file and was never seen in the app DB: "
@@ -94,18 +106,24 @@ def plan_reset(store: Store, *, txn_id: str | None) -> ResetPlan:
 def reset(store: Store, *, txn_id: str | None) -> ResetPlan:
     """Forget one txn or everything (refused while a push holds it). History is kept; nothing is sent here."""
     plan = plan_reset(store, txn_id=txn_id)
-    if plan.in_flight:
-        raise UsageError(
-            f"{len(plan.in_flight)} txn(s) are being pushed right now ({', '.join(plan.in_flight[:5])})",
-            "Wait for the running `luna push` to finish, then reset",
-        )
+    _refuse_in_flight(plan.in_flight)
     actor, now = f"operator@{owner_name()}", utcnow()
     with store.writer() as session:
+        # checked again inside the write, the txns locked: a push may have claimed one since the plan
+        _refuse_in_flight([row["txn_id"] for row in q.leased(session, now=now, txn_id=txn_id, lock=True)])
         if txn_id is None:
             q.forget_all(session, actor=actor, now=now)
         else:
             q.forget_txn(session, txn_id=txn_id, actor=actor, now=now)
     return plan
+
+
+def _refuse_in_flight(txn_ids: list[str]) -> None:
+    if txn_ids:
+        raise UsageError(
+            f"{len(txn_ids)} txn(s) are being pushed right now ({', '.join(txn_ids[:5])})",
+            "Wait for the running `luna push` to finish, then reset",
+        )
 
 
 def read_state_file(path: Path) -> tuple[dict[str, str], list[str]]:

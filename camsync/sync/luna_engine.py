@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from camsync import shutdown
+from camsync.clients.http import RetryPolicy
 from camsync.failpoints import failpoint
 from camsync.logs import get_logger
 from camsync.settings import Settings
@@ -35,6 +36,15 @@ log = get_logger("camsync.sync.luna")
 FAR_FUTURE = timedelta(days=3650)
 RECLAIM_SECONDS = 5.0
 POLL_CLAIM = 2000
+DRAIN_WAIT_SECONDS = 0.25
+
+
+def lease_seconds_for(timeout_seconds: float, policy: RetryPolicy | None = None) -> float:
+    """A lease comfortably longer than the worst case of one create: a lookup and a POST, each of them
+    `attempts` tries of `timeout_seconds` with the longest Retry-After honoured between them."""
+    policy = policy or RetryPolicy()
+    worst_send = policy.attempts * (timeout_seconds + policy.max_retry_after)
+    return max(300.0, 2 * worst_send + 60.0)
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ class PushOptions:
             "unknown_outcome": settings.luna_unknown_outcome,
             "success_status": settings.luna_status_success,
             "failed_statuses": tuple(settings.luna_status_failed),
-            "lease_seconds": max(120.0, settings.timeout_seconds * 10),
+            "lease_seconds": lease_seconds_for(settings.timeout_seconds),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -101,6 +111,8 @@ class PushCounts:
     finished: dict[str, int] = field(default_factory=lambda: dict.fromkeys(q.TERMINAL, 0))
     rejected_by_luna: int = 0
     unknown: int = 0
+    duplicates: int = 0
+    orphans: int = 0
     left_in_flight: int = 0
     fatal: str | None = None
 
@@ -175,8 +187,8 @@ class PushEngine:
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while True:
             now = self.clock()
+            self._renew(now)  # also while stopping: an in-flight create must keep its claim until answered
             if not self._stopping(now):
-                self._renew(now)
                 self._refill(now)
             self._turn(pool, now)
             if self.heartbeat is not None:
@@ -324,7 +336,13 @@ class PushEngine:
             self.inflight[pool.submit(contextvars.copy_context().run, poll, self.client, item)] = item
         for item in sends:
             self.counts.creates += 1
-            task = partial(attempt_create, self.client, item, unknown_outcome=self.options.unknown_outcome)
+            task = partial(
+                attempt_create,
+                self.client,
+                item,
+                unknown_outcome=self.options.unknown_outcome,
+                terminal=self.options.terminal_state,
+            )
             self.inflight[pool.submit(contextvars.copy_context().run, task)] = item
 
     def _due_polls(self, now: datetime, free: int) -> tuple[list[q.ClaimedTxn], list[q.ClaimedTxn]]:
@@ -351,8 +369,10 @@ class PushEngine:
 
     def _drain(self, pool: ThreadPoolExecutor) -> None:
         while self.inflight:
-            wait(list(self.inflight), return_when=FIRST_COMPLETED)
-            self._turn(pool, self.clock())
+            wait(list(self.inflight), timeout=DRAIN_WAIT_SECONDS, return_when=FIRST_COMPLETED)
+            now = self.clock()
+            self._renew(now)
+            self._turn(pool, now)
 
     def _apply(self, session: Any, future: Future[Any], item: q.ClaimedTxn, now: datetime) -> None:
         error = future.exception()
@@ -385,6 +405,36 @@ class PushEngine:
         }.get(outcome.kind, self._retry_later)
         handler(session, outcome, now)
 
+    def _orphan(self, outcome: CreateOutcome, now: datetime) -> None:
+        """Keep an answer that could not be applied (the claim was lost meanwhile) in the txn's history."""
+        order = outcome.work_order
+        self.counts.orphans += 1
+        what = f"work order {order.id} ({'adopted' if outcome.adopted else 'created'})" if order else outcome.kind
+        message = f"answer not applied, the claim was lost meanwhile: {what}" + (
+            f" ({outcome.reason})" if outcome.reason else ""
+        )
+        self._events.append(
+            q.event_row(
+                outcome.item.txn_id,
+                "orphan",
+                message,
+                self.owner,
+                now,
+                http_status=outcome.http_status,
+                work_order_id=order.id if order else None,
+            )
+        )
+        log.warning("orphan", f"[orphan] txn={outcome.item.txn_id} {message}")
+
+    def _duplicates(self, outcome: CreateOutcome, order_id: str, now: datetime) -> None:
+        self.counts.duplicates += 1
+        ids = ", ".join(outcome.duplicates)
+        message = f"LUNA holds {len(outcome.duplicates)} work orders for this txn ({ids}): adopted {order_id}"
+        self._events.append(
+            q.event_row(outcome.item.txn_id, "duplicate_work_orders", message, self.owner, now, work_order_id=order_id)
+        )
+        log.error("duplicate_work_orders", f"[duplicate] txn={outcome.item.txn_id} {message}")
+
     def _created(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item, order = outcome.item, outcome.work_order
         assert order is not None
@@ -414,7 +464,10 @@ class PushEngine:
             kind="answer",
             message=message,
         ):
+            self._orphan(outcome, now)
             return
+        if outcome.duplicates:
+            self._duplicates(outcome, order.id, now)
         self.counts.adopted += outcome.adopted
         self.counts.created += not outcome.adopted
         log.info("status", f"[status] txn={item.txn_id} wo={order.id} status={order.status}")
@@ -444,6 +497,8 @@ class PushEngine:
             self.counts.rejected_by_luna += 1
             self.counts.finished["failed"] += 1
             log.warning("rejected", f"[rejected] txn={item.txn_id} {outcome.reason}")
+        else:
+            self._orphan(outcome, now)
 
     def _held(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item = outcome.item
@@ -469,6 +524,8 @@ class PushEngine:
         ):
             self.counts.unknown += 1
             log.warning("unknown", f"[unknown] txn={item.txn_id} {outcome.reason}")
+        else:
+            self._orphan(outcome, now)
 
     def _retry_later(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item = outcome.item
@@ -498,6 +555,7 @@ class PushEngine:
             + f": {outcome.reason}",
             http_status=outcome.http_status,
         ):
+            self._orphan(outcome, now)
             return
         self.counts.retries += 1
         log.warning("retry", f"[retry] txn={item.txn_id} in {delay:.1f}s: {outcome.reason}")

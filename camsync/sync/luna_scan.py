@@ -1,15 +1,17 @@
 """Discovery: read the new and the watched rows of the PAY+ app DB and record them in the store.
 
-The store remembers the highest tuis.id scanned and the ids of rows seen before they were USED; a scan reads only
-rows above that id plus the watched ones, so an app DB with nothing new costs one indexed range query. USED rows
-become txns (or rejects with their reason); EXPIRED rows and rows that vanished stop being watched.
+The store remembers the highest tuis.id scanned, the ids of rows seen before they were USED and the rejected rows.
+A scan reads the rows above that id minus a lookback window (on PostgreSQL ids come from a sequence and a lower id
+may commit after a higher one), skipping those already known, plus the watched and the rejected rows, re-checked
+every time; an app DB with nothing new costs one small indexed range query. USED rows become txns (or rejects with
+their reason; a reject that can now be pushed is resolved); EXPIRED rows and rows that vanished stop being watched.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -23,6 +25,7 @@ log = get_logger("camsync.sync.luna")
 PUSHABLE = "USED"
 FINISHED = "EXPIRED"
 MAX_KEY = 64  # the store's txn_id and meter columns
+LOOKBACK = 1000  # ids below the cursor read again: on PostgreSQL a lower id may commit after a higher one
 
 
 class SourceRowLike(Protocol):
@@ -62,20 +65,34 @@ class _Sorted:
     rejects: list[q.NewReject]
     watch: list[tuple[int, str | None]]
     unwatch: list[int]
+    resolved: list[int] = field(default_factory=list)
     rows: int = 0
 
 
-def classify(rows: Iterable[SourceRowLike], *, last_id: int, watched: Collection[int]) -> _Sorted:
-    """Sort scanned rows into new txns, rejects, rows to watch and rows to stop watching."""
+def classify(
+    rows: Iterable[SourceRowLike],
+    *,
+    last_id: int,
+    watched: Collection[int],
+    rejected: Collection[int] = (),
+    known: Collection[int] = (),
+) -> _Sorted:
+    """Sort scanned rows into new txns, rejects, rows to watch and rows to stop watching.
+
+    Rows of `known` (already txns) are skipped; a row of `rejected` that can now be pushed is `resolved`.
+    """
     out = _Sorted(last_id=last_id, found=[], rejects=[], watch=[], unwatch=[])
     seen: set[int] = set()
     for row in rows:
         out.rows += 1
         seen.add(row.tui_id)
         out.last_id = max(out.last_id, row.tui_id)
+        if row.tui_id in known and row.tui_id not in watched:
+            continue
         status = (row.status or "").strip().upper()
         if status == PUSHABLE:
-            _pushable(out, row)
+            if _pushable(out, row) and row.tui_id in rejected:
+                out.resolved.append(row.tui_id)
         elif status != FINISHED:
             if row.tui_id not in watched:
                 out.watch.append((row.tui_id, row.status))
@@ -103,7 +120,8 @@ def _cut(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[: size - 1] + "…"
 
 
-def _pushable(out: _Sorted, row: SourceRowLike) -> None:
+def _pushable(out: _Sorted, row: SourceRowLike) -> bool:
+    """Add the row to the new txns (True) or to the rejects (False)."""
     reason = _problem(row)
     if reason is not None:
         out.rejects.append(
@@ -116,22 +134,22 @@ def _pushable(out: _Sorted, row: SourceRowLike) -> None:
                 reason=reason,
             )
         )
-        return
+        return False
     assert row.txn_id is not None and row.meter_number is not None and row.amount is not None
     out.found.append(
         q.NewTxn(txn_id=row.txn_id, tui_id=row.tui_id, meter=row.meter_number, amount=row.amount, currency=row.currency)
     )
+    return True
 
 
 def discover(store: Store, source: SourceLike, *, actor: str, now: datetime, batch_size: int = 5000) -> ScanReport:
-    """Scan the app DB past the cursor (and the watched rows) and record what it finds, in one transaction."""
+    """Scan the app DB past the cursor (minus the lookback window, plus the watched and rejected rows), then
+    record what it found in one short store transaction: the app DB is never read while the store is locked."""
+    with store.session() as session:
+        start = q.scan_start(session, lookback=LOOKBACK)
+    sorted_rows, seconds = _read(source, start, batch_size)
     with store.writer() as session:
-        last_id, watched = q.lock_scan_cursor(session)
-        started = time.perf_counter()
-        sorted_rows = classify(
-            source.scan(after_id=last_id, ids=watched, batch_size=batch_size), last_id=last_id, watched=set(watched)
-        )
-        seconds = time.perf_counter() - started
+        q.lock_scan_cursor(session)  # one scan records at a time
         outcome = q.apply_scan(
             session,
             now=now,
@@ -141,36 +159,43 @@ def discover(store: Store, source: SourceLike, *, actor: str, now: datetime, bat
             rejects=sorted_rows.rejects,
             watch=sorted_rows.watch,
             unwatch=sorted_rows.unwatch,
+            resolved=sorted_rows.resolved,
         )
     report = ScanReport(
         rows=sorted_rows.rows,
         discovered=len(outcome.discovered),
         rejected=outcome.rejected,
         already_known=outcome.already_known,
-        watched=len(watched) + len(sorted_rows.watch) - len(sorted_rows.unwatch),
+        watched=len(start.watched) + len(sorted_rows.watch) - len(sorted_rows.unwatch),
         last_id=sorted_rows.last_id,
         seconds=seconds,
     )
-    _log_scan(report, sorted_rows.rejects)
+    _log_scan(report, [r for r in sorted_rows.rejects if r.tui_id not in start.rejected])
     return report
+
+
+def _read(source: SourceLike, start: q.ScanStart, batch_size: int) -> tuple[_Sorted, float]:
+    started = time.perf_counter()
+    rows = source.scan(after_id=start.from_id, ids=sorted({*start.watched, *start.rejected}), batch_size=batch_size)
+    sorted_rows = classify(
+        rows, last_id=start.last_id, watched=set(start.watched), rejected=set(start.rejected), known=start.known
+    )
+    return sorted_rows, time.perf_counter() - started
 
 
 def preview(store: Store, source: SourceLike, *, batch_size: int = 5000) -> ScanReport:
     """What `discover` would record, without writing anything (for --dry-run)."""
     with store.session() as session:
-        last_id, watched = q.scan_position(session)[0], q.watched_ids(session)
-        started = time.perf_counter()
-        rows = classify(
-            source.scan(after_id=last_id, ids=watched, batch_size=batch_size), last_id=last_id, watched=set(watched)
-        )
-        seconds = time.perf_counter() - started
+        start = q.scan_start(session, lookback=LOOKBACK)
+    rows, seconds = _read(source, start, batch_size)
+    with store.session() as session:
         known = q.known_txn_ids(session, txn_ids=[f.txn_id for f in rows.found])
     return ScanReport(
         rows=rows.rows,
         discovered=len({f.txn_id for f in rows.found} - known),
         rejected=len(rows.rejects),
         already_known=len(known),
-        watched=len(watched),
+        watched=len(start.watched),
         last_id=rows.last_id,
         seconds=seconds,
     )

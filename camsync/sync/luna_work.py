@@ -7,12 +7,14 @@ says whether LUNA may hold a work order for the txn after the attempt: then the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
 from camsync.clients.http import OutcomeUnknown
 from camsync.clients.luna import (
+    LookupAmbiguous,
     LookupUnavailable,
     LunaAuthError,
     LunaBusy,
@@ -68,6 +70,7 @@ class CreateOutcome:
     adopted: bool = False
     requests: int = 0
     notes: list[Note] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # every work order LUNA holds for the txn, when several
 
 
 @dataclass
@@ -81,22 +84,55 @@ class PollOutcome:
     fatal: bool = False
 
 
-def attempt_create(client: LunaApi, item: ClaimedTxn, *, unknown_outcome: str) -> CreateOutcome:
-    """Settle an earlier uncertainty by lookup when needed, then send the create (at most once)."""
+Terminal = Callable[[str | None], str | None]
+
+
+def attempt_create(
+    client: LunaApi, item: ClaimedTxn, *, unknown_outcome: str, terminal: Terminal = lambda status: None
+) -> CreateOutcome:
+    """Settle an earlier uncertainty by lookup when needed, then send the create (at most once).
+
+    `terminal` maps a LUNA status to its local terminal state (None while not terminal): when LUNA holds several
+    work orders for the txn, a successful one is adopted first, then one still running.
+    """
     outcome = CreateOutcome(item=item, kind="retry", maybe_created=item.lookup_first)
     if item.lookup_first:
-        settled = _look_up(client, outcome, unknown_outcome=unknown_outcome)
+        settled = _look_up(client, outcome, unknown_outcome=unknown_outcome, terminal=terminal)
         if settled:
             return outcome
-    return _send(client, outcome, unknown_outcome=unknown_outcome)
+    return _send(client, outcome, unknown_outcome=unknown_outcome, terminal=terminal)
 
 
-def _look_up(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> bool:
+def best_work_order(orders: list[WorkOrder], terminal: Terminal) -> WorkOrder:
+    """The work order to follow among several for one txn: successful, else still running, else the first."""
+
+    def rank(order: WorkOrder) -> int:
+        state = terminal(order.status)
+        return 0 if state == "successful" else 1 if state is None else 2
+
+    return min(orders, key=rank)
+
+
+def _adopt(outcome: CreateOutcome, orders: list[WorkOrder], terminal: Terminal) -> WorkOrder:
+    chosen = best_work_order(orders, terminal)
+    if len(orders) > 1:
+        outcome.duplicates = [order.id for order in orders]
+        outcome.reason = (
+            f"LUNA holds {len(orders)} work orders for this reference ({', '.join(outcome.duplicates)}); "
+            f"adopted {chosen.id}"
+        )
+    return chosen
+
+
+def _look_up(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str, terminal: Terminal) -> bool:
     """True when the lookup ended the attempt (adopted, held, or failed); False when it is safe to send."""
     txn_id = outcome.item.txn_id
     try:
         outcome.requests += 1
         found = client.lookup(txn_id)
+    except LookupAmbiguous as exc:
+        outcome.notes.append(Note("lookup", exc.reason, exc.status))
+        return _end(outcome, "hold", exc, reason=f"outcome unknown and the lookup is ambiguous: {exc.reason}")
     except LookupUnavailable as exc:
         outcome.notes.append(Note("lookup", f"lookup unavailable: {exc.reason}", exc.status))
         if unknown_outcome == "resend":
@@ -111,10 +147,8 @@ def _look_up(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -
     if not found:
         outcome.maybe_created = False
         return False
-    outcome.kind, outcome.work_order, outcome.adopted = "created", found[0], True
-    if len(found) > 1:
-        ids = ", ".join(order.id for order in found)
-        outcome.reason = f"LUNA holds {len(found)} work orders for this reference ({ids}); adopted {found[0].id}"
+    outcome.kind, outcome.adopted = "created", True
+    outcome.work_order = _adopt(outcome, found, terminal)
     return True
 
 
@@ -123,7 +157,7 @@ def _end(outcome: CreateOutcome, kind: str, exc: UpstreamError, *, reason: str |
     return True
 
 
-def _send(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> CreateOutcome:
+def _send(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str, terminal: Terminal) -> CreateOutcome:
     item = outcome.item
     amount = item.amount if item.amount is not None else Decimal(0)
     log.info("create", f"[create] txn={item.txn_id} meter={item.meter} amount={amount} {item.currency}")
@@ -144,7 +178,7 @@ def _send(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> C
     except LunaBusy as exc:
         _end(outcome, "retry", exc)
         return outcome
-    except LookupUnavailable as exc:  # a duplicate answer naming no work order, and no way to find it
+    except (LookupUnavailable, LookupAmbiguous) as exc:  # a duplicate answer naming no work order it can find
         outcome.maybe_created = True
         _end(outcome, "hold", exc)
         return outcome
@@ -154,10 +188,12 @@ def _send(client: LunaApi, outcome: CreateOutcome, *, unknown_outcome: str) -> C
     except LunaError as exc:
         _end(outcome, "retry" if exc.retryable else "fatal", exc)
         return outcome
-    except UpstreamError as exc:  # never reached LUNA, or LUNA stayed busy (429/503): this POST created nothing
+    except UpstreamError as exc:  # never reached LUNA, or LUNA stayed busy (429): this POST created nothing
         _end(outcome, "retry", exc)
         return outcome
     failpoint("after_post_before_commit")
+    if order.siblings:
+        order = _adopt(outcome, list(order.siblings), terminal)
     outcome.kind, outcome.work_order, outcome.maybe_created = "created", order, True
     return outcome
 

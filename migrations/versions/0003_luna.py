@@ -57,7 +57,7 @@ def _events() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("txn_id", sa.String(64), nullable=False),
         sa.Column("at", TS, nullable=False),
-        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("state", sa.String(16), nullable=True),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("work_order_id", sa.String(128), nullable=True),
@@ -79,6 +79,7 @@ def _source() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("first_seen_at", TS, nullable=False),
         sa.Column("last_seen_at", TS, nullable=False),
+        sa.Column("resolved_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("tui_id", name="pk_luna_rejects"),
     )
     op.create_index("ix_luna_rejects_txn_id", "luna_rejects", ["txn_id"])

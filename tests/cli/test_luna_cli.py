@@ -146,3 +146,21 @@ def test_refused_credentials_fail_the_run_without_showing_the_password(run_cli, 
     assert data["counts"]["discovered"] == 2 and sandbox.app.stats()["work_orders"] == 0
     runs = json.loads(run_cli("runs", "list", "--json", env=env).stdout)
     assert [(r["job"], r["status"]) for r in runs] == [("luna", "FAILED")]
+
+
+def test_status_shows_txns_with_several_work_orders(run_cli, env, db_url) -> None:
+    from camsync.store import luna as q
+    from camsync.store.base import utcnow
+    from camsync.store.engine import open_store
+
+    assert run_cli("luna", "push", "--wait", env=env).exit_code == 0
+    store = open_store(db_url)
+    try:
+        with store.writer() as session:
+            q.add_event(session, txn_id="T1", kind="duplicate_work_orders", message="2", actor="t", now=utcnow())
+    finally:
+        store.dispose()
+    result = run_cli("luna", "status", env=env)
+    assert "1 txns have several work orders in LUNA" in result.stdout
+    data = json.loads(run_cli("luna", "status", "--json", env=env).stdout)
+    assert data["duplicate_work_orders"] == 1

@@ -13,6 +13,7 @@ import pytest
 
 from camsync.clients.http import OutcomeUnknown, RetryPolicy
 from camsync.clients.luna import (
+    LookupAmbiguous,
     LookupUnavailable,
     LunaAuthError,
     LunaBusy,
@@ -247,6 +248,16 @@ def test_duplicate_reference_without_id_is_looked_up() -> None:
     assert recorder.requests[1].url.params["ClientReference"] == "TXN-1"
 
 
+def test_duplicate_reference_found_several_times_names_every_work_order() -> None:
+    orders = [
+        {"WorkOrderId": "WO-1", "ClientReference": "TXN-1", "Status": "Failed"},
+        {"WorkOrderId": "WO-2", "ClientReference": "TXN-1", "Status": "Successful"},
+    ]
+    recorder = Recorder(error(409, "DUPLICATE_REFERENCE"), httpx.Response(200, json=orders))
+    order = create(make_client(recorder))
+    assert [o.id for o in order.siblings] == ["WO-1", "WO-2"]
+
+
 def test_duplicate_reference_without_id_and_without_lookup() -> None:
     with pytest.raises(LookupUnavailable) as info:
         create(make_client(Recorder(error(409, "DUPLICATE_REFERENCE")), LUNA_LOOKUP_URL="none"))
@@ -298,24 +309,31 @@ def test_auth_failures(status: int) -> None:
         create(make_client(Recorder(error(status, "UNAUTHORIZED"))))
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
-def test_5xx_on_create_is_an_unknown_outcome_and_not_resent(status: int) -> None:
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_5xx_and_408_on_create_are_an_unknown_outcome_and_not_resent(status: int) -> None:
     recorder = Recorder(httpx.Response(status, text="boom"))
     with pytest.raises(OutcomeUnknown):
         create(make_client(recorder))
     assert len(recorder.requests) == 1
 
 
-def test_503_and_429_on_create_are_retried_then_retryable() -> None:
+def test_429_on_create_is_retried_then_retryable() -> None:
     sleeps: list[float] = []
-    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "2"}), httpx.Response(503), created("WO-8"))
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "2"}), created("WO-8"))
     assert create(make_client(recorder, sleeps)).id == "WO-8"
-    assert len(recorder.requests) == 3 and sleeps[0] == 2.0
-    recorder = Recorder(httpx.Response(503))
+    assert len(recorder.requests) == 2 and sleeps[0] == 2.0
+    recorder = Recorder(httpx.Response(429))
     with pytest.raises(UpstreamError) as info:
         create(make_client(recorder))
     assert info.value.retryable and not isinstance(info.value, OutcomeUnknown)
     assert len(recorder.requests) == 3
+
+
+def test_503_after_a_429_on_create_is_an_unknown_outcome() -> None:
+    recorder = Recorder(httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(503), created("WO-9"))
+    with pytest.raises(OutcomeUnknown):
+        create(make_client(recorder, []))
+    assert len(recorder.requests) == 2
 
 
 @pytest.mark.parametrize(
@@ -358,16 +376,30 @@ def test_status_reads_are_retried_on_5xx_and_timeouts() -> None:
     "payload",
     [
         [{"WorkOrderId": "WO-1", "ClientReference": "T1"}],
-        {"data": [{"WorkOrderId": "WO-1"}]},
-        {"items": [{"id": "WO-1"}]},
-        {"WorkOrders": [{"WorkOrderId": "WO-1"}]},
+        {"data": [{"WorkOrderId": "WO-1", "ClientReference": "T1"}]},
+        {"items": [{"id": "WO-1", "ClientReference": "T1"}]},
+        {"WorkOrders": [{"WorkOrderId": "WO-1", "ClientReference": "T1"}]},
         {"WorkOrderId": "WO-1", "ClientReference": "T1"},
-        {"data": {"WorkOrderId": "WO-1"}},
+        {"data": {"WorkOrderId": "WO-1", "ClientReference": "T1"}},
     ],
 )
 def test_lookup_answer_shapes(payload: Any) -> None:
     orders = make_client(Recorder(httpx.Response(200, json=payload))).lookup("T1")
     assert [o.id for o in orders] == ["WO-1"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": [{"WorkOrderId": "WO-1"}]},
+        [{"WorkOrderId": "WO-1", "ClientReference": "T1"}, {"WorkOrderId": "WO-2"}],
+        {"WorkOrderId": "WO-7", "Status": "Successful"},
+    ],
+)
+def test_lookup_answers_without_the_reference_field_are_not_adopted(payload: Any) -> None:
+    with pytest.raises(LookupAmbiguous) as info:
+        make_client(Recorder(httpx.Response(200, json=payload))).lookup("T1")
+    assert "ClientReference" in info.value.reason and not isinstance(info.value, LookupUnavailable)
 
 
 def test_lookup_drops_work_orders_of_other_references() -> None:
@@ -504,7 +536,10 @@ def test_sandbox_rejections_and_busy_meter(sandbox: Any) -> None:
 
 def test_sandbox_busy_server_and_malformed_answer(sandbox: Any) -> None:
     with sandbox_client(sandbox) as client:
-        sandbox.app.fail_next("error", endpoint="create")
+        sandbox.app.fail_next("error", endpoint="create")  # a 503: a gateway may have passed the create on
+        with pytest.raises(OutcomeUnknown):
+            create(client, txn="T-1")
+        assert client.lookup("T-1") == []
         assert create(client, txn="T-1").id
         sandbox.app.fail_next("malformed", endpoint="create")
         with pytest.raises(LunaResponseError):

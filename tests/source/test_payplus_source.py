@@ -17,6 +17,7 @@ from camsync.errors import ConfigError
 from camsync.settings import load_settings
 from camsync.source.payplus import PayplusSource, SourceNames, parse_amount
 from camsync.source.payplus_sample import create_sample_app_db, make_payplus_db, write_payplus_rows
+from camsync.sync.luna_scan import LOOKBACK
 
 
 def sqlite_url(path: Path) -> str:
@@ -155,6 +156,32 @@ def test_missing_currency_falls_back_to_luna_currency(tmp_path: Path) -> None:
 )
 def test_amount_parsing(raw: Any, amount: Decimal | None, reason: str | None) -> None:
     assert parse_amount(raw) == (amount, reason)
+
+
+@pytest.mark.parametrize(
+    ("raw", "currency", "amount", "reason"),
+    [
+        ("1.500", "XAF", None, "amount '1.500' is ambiguous in XAF (a thousands dot, or a decimal point?)"),
+        ("1500.50", "XAF", None, "amount 1500.50 has a fraction, but XAF has no minor unit"),
+        ("1,500.5", "xaf", None, "amount 1,500.5 has a fraction, but xaf has no minor unit"),
+        (Decimal("12.25"), "XAF", None, "amount 12.25 has a fraction, but XAF has no minor unit"),
+        ("1500.00", "XAF", Decimal("1500.00"), None),
+        ("1,500", "XAF", Decimal("1500"), None),
+        (Decimal("1500.000"), "XAF", Decimal("1500.000"), None),
+        ("1.500", "EUR", Decimal("1.500"), None),
+        ("1500.50", "EUR", Decimal("1500.50"), None),
+    ],
+)
+def test_amounts_of_a_currency_without_minor_unit(raw: Any, currency: str, amount: Any, reason: Any) -> None:
+    assert parse_amount(raw, currency=currency) == (amount, reason)
+
+
+def test_an_ambiguous_xaf_amount_is_rejected_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "dots.db"
+    make_payplus_db(path, [{"id": 1, "amount": "1.500"}, {"id": 2, "amount": "1.500", "currency": "EUR"}])
+    rows = read_all(path)
+    assert rows[0].amount is None and "ambiguous in XAF" in (rows[0].reject_reason or "")
+    assert (rows[1].amount, rows[1].reject_reason) == (Decimal("1.500"), None)
 
 
 # --- scan semantics --------------------------------------------------------------------------------------------
@@ -333,6 +360,9 @@ def test_a_million_rows_are_written_fast_and_nothing_new_scans_in_milliseconds(t
         assert list(source.scan(after_id=top)) == []
         assert source.max_tui_id() == top
         assert time.perf_counter() - started < 0.2
+        started = time.perf_counter()  # what a push with nothing new reads: the lookback window below the cursor
+        assert len(list(source.scan(after_id=top - LOOKBACK))) == LOOKBACK
+        assert time.perf_counter() - started < 0.5
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------------
@@ -370,3 +400,40 @@ def test_memory_urls_are_refused_and_file_uris_are_opened_read_only(app_db: Path
         assert source.max_tui_id() == 7
         with pytest.raises(sa.exc.OperationalError, match="readonly"), source.engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM tuis"))
+
+
+def test_postgresql_ids_committed_out_of_order_are_all_discovered(store) -> None:
+    from camsync.store import luna as q
+    from camsync.store.base import utcnow
+    from camsync.sync.luna_scan import discover
+
+    schema, url = new_pg_schema()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE meters (id serial PRIMARY KEY, meter_number varchar(64))"))
+            conn.execute(sa.text("CREATE TABLE topups (id serial PRIMARY KEY, txn_id varchar(64), meter_id int)"))
+            conn.execute(
+                sa.text(
+                    "CREATE TABLE tuis (id serial PRIMARY KEY, txn_id varchar(64), amount varchar(32),"
+                    " status varchar(24), created_at timestamp)"
+                )
+            )
+            conn.execute(sa.text("INSERT INTO meters (meter_number) VALUES ('M1')"))
+            conn.execute(sa.text("INSERT INTO topups (txn_id, meter_id) VALUES ('A', 1), ('B', 1)"))
+        with engine.connect() as slow, engine.connect() as fast:
+            slow_tx = slow.begin()
+            slow.execute(sa.text("INSERT INTO tuis (txn_id, amount, status) VALUES ('A', '100', 'USED')"))  # id 1
+            with fast.begin():
+                fast.execute(sa.text("INSERT INTO tuis (txn_id, amount, status) VALUES ('B', '100', 'USED')"))  # id 2
+            with PayplusSource(url) as source:
+                source.check()
+                first = discover(store, source, actor="t", now=utcnow())
+                slow_tx.commit()
+                second = discover(store, source, actor="t", now=utcnow())
+        assert (first.discovered, first.last_id, second.discovered) == (1, 2, 1)
+        with store.session() as session:
+            assert {row["txn_id"]: row["tui_id"] for row in q.list_txns(session)} == {"A": 1, "B": 2}
+    finally:
+        engine.dispose()
+        drop_pg_schema(schema)

@@ -127,21 +127,34 @@ def test_a_reclaimed_intent_must_be_looked_up_first(store) -> None:
     assert (item.state, item.lookup_first, item.attempts) == ("sending", True, 1)
 
 
-def test_dead_owners_on_this_host_lose_their_claims(store) -> None:
-    discover(store, "T1", "T2", "T3", "T4", "T5")
-    claim(store, "here:111:aaaa", limit=1)  # gone
-    claim(store, "here:222:bbbb", limit=1)  # alive
-    claim(store, "there:333:cccc", limit=1)  # another host: only its lease can lapse
-    claim(store, "here:999:old0", limit=1)  # an earlier process that had our pid
-    claim(store, "here:444:dddd", limit=1)  # alive
+def test_only_dead_owners_of_our_own_namespace_lose_their_claims(store) -> None:
+    discover(store, "T1", "T2", "T3", "T4", "T5", "T6")
+    claim(store, "here:111:aaaa:ns1", limit=1)  # gone, same boot and pid namespace
+    claim(store, "here:222:bbbb:ns1", limit=1)  # alive
+    claim(store, "there:333:cccc:ns1", limit=1)  # another host: only its lease can lapse
+    claim(store, "here:999:old0:ns1", limit=1)  # an earlier process of this namespace that had our pid
+    claim(store, "here:444:dddd:ns2", limit=1)  # same host name, another pid namespace: its pid means nothing here
+    claim(store, "here:555:eeee", limit=1)  # no namespace: cannot be proved dead
     with store.writer() as session:  # "h_re" is a LIKE pattern matching "here": still another host
-        assert q.release_dead_claims(session, host="h_re", owner="h_re:1:x", alive=lambda pid: False, now=NOW) == []
+        assert q.release_dead_claims(session, host="h_re", owner="h_re:1:x:ns1", alive=lambda pid: False, now=NOW) == []
+    with store.writer() as session:  # a process that cannot name its namespace frees nothing
+        assert q.release_dead_claims(session, host="here", owner="here:7:x", alive=lambda pid: False, now=NOW) == []
     with store.writer() as session:
         freed = q.release_dead_claims(
-            session, host="here", owner="here:999:new1", alive=lambda pid: pid in (222, 999, 444), now=NOW
+            session, host="here", owner="here:999:new1:ns1", alive=lambda pid: pid in (222, 999), now=NOW
         )
     assert freed == ["T1", "T4"]
     assert claim(store, "x:1") == ["T1", "T4"]
+
+
+def test_a_live_claim_of_a_same_named_host_in_another_namespace_survives(store) -> None:
+    discover(store, "T1")
+    claim(store, "box:1:aaaa:nsA")  # pid 1 of another container with the same host name, mid-create
+    with store.writer() as session:  # we are pid 1 too, in our own namespace, and see no pid 1 of theirs
+        assert (
+            q.release_dead_claims(session, host="box", owner="box:1:bbbb:nsB", alive=lambda pid: False, now=NOW) == []
+        )
+    assert claim(store, "box:1:bbbb:nsB") == []
 
 
 def test_skip_locked_hands_concurrent_claimers_disjoint_rows(store) -> None:

@@ -55,7 +55,7 @@ class FakeLuna:
     """An in-memory LUNA without idempotency: a second create for one reference makes a second work order.
 
     `create_faults[txn]` is a list consumed one per create: "commit_lost" (stored, answer lost), "lost" (not
-    stored, answer lost), "busy", "reject", "unavailable" (503 after retries: not stored). `statuses[wo]` is a
+    stored, answer lost), "busy", "reject", "unavailable" (429 after retries: not stored). `statuses[wo]` is a
     list of statuses answered one per poll (the last repeats); default Successful.
     """
 
@@ -88,7 +88,7 @@ class FakeLuna:
             if fault == "reject":
                 raise LunaRejected("HTTP 400 VALIDATION: amount", status=400, code="VALIDATION")
             if fault == "unavailable":
-                raise UpstreamError("HTTP 503", service="LUNA", status=503, retryable=True)
+                raise UpstreamError("HTTP 429", service="LUNA", status=429, retryable=True)
             if fault == "lost":
                 raise OutcomeUnknown("answer lost (timeout)", service="LUNA")
             work_order_id = f"WO-{len(self.orders) + 1:04d}"
