@@ -171,7 +171,8 @@ def _push(
         run.add(fetched=scan.discovered)
         if options.txn_id is not None:
             _require_known(store, options.txn_id)
-        engine = PushEngine(store, client, options, owner=owner, clock=clock, sleep=sleep, heartbeat=run.beat)
+        engine = PushEngine(store, client, options, owner=owner, clock=clock, sleep=sleep)
+        engine.heartbeat = lambda: _beat(run, engine.counts)
         counts = engine.run()
         with store.session() as session:
             states = q.count_by_state(session)
@@ -201,7 +202,18 @@ def recover_dead_claims(store: Store, *, owner: str) -> list[str]:
     return freed
 
 
+def _beat(run: Any, counts: PushCounts) -> None:
+    """Show the pool's progress to the run's watchers (progress bars) and keep the run's heartbeat."""
+    run.details["live"] = {
+        "created": counts.created + counts.adopted,
+        "finished": counts.reached_terminal,
+        "requests": counts.requests,
+    }
+    run.beat()
+
+
 def _record(run: Any, scan: ScanReport, counts: PushCounts, states: dict[str, int], options: PushOptions) -> None:
+    run.details.pop("live", None)
     run.add(inserted=counts.created, updated=counts.reached_terminal, failed=counts.not_successful)
     run.add(unchanged=scan.already_known)
     run.cursor_after = str(scan.last_id)

@@ -59,3 +59,19 @@ def test_no_bars_off_a_terminal_or_when_quiet_or_json(monkeypatch) -> None:
     before = list(_listeners)
     with run_progress(False):
         assert _listeners == before
+
+
+def test_a_jobs_live_view_drives_its_bar_while_it_works(store) -> None:
+    from camsync.sync.ledger import add_listener, remove_listener
+
+    progress = FakeProgress()
+    bars = RunBars(progress)
+    add_listener(bars)
+    try:
+        with recorded_run(store, job="luna", run_type="push") as run:
+            run.details["live"] = {"created": 5, "finished": 3, "requests": 9}
+            run.beat()
+            assert progress.tasks[0]["completed"] == 3
+            assert progress.tasks[0]["counts"] == "created=5 finished=3 requests=9"
+    finally:
+        remove_listener(bars)
