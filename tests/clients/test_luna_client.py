@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from mock_http import Recorder
 
 from camsync.clients.http import OutcomeUnknown, RetryPolicy
 from camsync.clients.luna import (
@@ -29,25 +29,6 @@ from camsync.settings import load_settings
 BASE = "https://luna.example.test/api"
 TOKEN = "tok-very-secret-123"
 PASSWORD = "pw-very-secret-456"
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers from a list (the last answer repeats)."""
-
-    def __init__(self, *answers: httpx.Response | Handler | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(request)
-        return answer
 
 
 def make_client(recorder: Recorder, sleeps: list[float] | None = None, **env: str) -> LunaClient:

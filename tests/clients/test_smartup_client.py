@@ -6,13 +6,14 @@ import base64
 import importlib.util
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import httpx
 import pytest
+from mock_http import Recorder
 
 from camsync.clients.http import RetryPolicy
 from camsync.clients.smartup import (
@@ -48,28 +49,6 @@ LIMITS_NUM = {
     "object_count": 3,
     "day_range_limit": 7,
 }
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class Recorder:
-    """A MockTransport handler that records requests and answers from a list (the last answer repeats)."""
-
-    def __init__(self, *answers: httpx.Response | Handler | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
-        if isinstance(answer, Exception):
-            raise answer
-        if callable(answer):
-            return answer(request)
-        return answer
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
 
 
 class Body(httpx.SyncByteStream):
