@@ -74,13 +74,10 @@ class ProductPrice(Base):
     """One price of a product for one price type, from the prices export (keyed by product code)."""
 
     __tablename__ = "product_prices"
-    __table_args__ = (
-        UniqueConstraint("product_code", "price_type_code"),
-        Index("ix_product_prices_product_id", "product_id"),
-    )
+    __table_args__ = (UniqueConstraint("product_code", "price_type_code"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
+    product_id: Mapped[int | None] = mapped_column(Integer)  # a soft link by code: products are never deleted
     product_code: Mapped[str] = mapped_column(String(255))
     price_type_code: Mapped[str] = mapped_column(String(255))
     price: Mapped[Decimal] = mapped_column(Money)
@@ -127,18 +124,18 @@ class Order(Base):
 
 
 class OrderLine(Base):
-    """A line of an order (`order_products[]`), unique per (order, product_unit_id); linked to a product by code."""
+    """A line of an order (`order_products[]`), unique per (order, product_unit_id); linked to a product by code.
+
+    The line's raw item is inside its order's `raw`.
+    """
 
     __tablename__ = "order_lines"
-    __table_args__ = (
-        UniqueConstraint("order_id", "product_unit_id"),
-        Index("ix_order_lines_product_id", "product_id"),
-    )
+    __table_args__ = (UniqueConstraint("order_id", "product_unit_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     product_unit_id: Mapped[str] = mapped_column(String(64))
-    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
+    product_id: Mapped[int | None] = mapped_column(Integer)  # a soft link by code or barcode, NULL when unmatched
     external_id: Mapped[str | None] = mapped_column(String(255))
     product_code: Mapped[str | None] = mapped_column(String(255))
     product_name: Mapped[str | None] = mapped_column(String(1000))
@@ -154,7 +151,6 @@ class OrderLine(Base):
     vat_amount: Mapped[Decimal | None] = mapped_column(Money)
     sold_amount: Mapped[Decimal | None] = mapped_column(Money)
     expiry_date: Mapped[date | None] = mapped_column(Date)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
 PRODUCT_COLUMNS = tuple(
@@ -162,3 +158,12 @@ PRODUCT_COLUMNS = tuple(
 )
 ORDER_COLUMNS = tuple(c.key for c in Order.__table__.columns if c.key != "id")
 LINE_COLUMNS = tuple(c.key for c in OrderLine.__table__.columns if c.key not in ("id", "product_id"))
+
+
+def text_limits(model: type[Base]) -> dict[str, int]:
+    """Column name → the most characters its String column holds, for validating rows before writing."""
+    return {
+        c.key: int(c.type.length)
+        for c in model.__table__.columns
+        if isinstance(c.type, String) and c.type.length is not None
+    }

@@ -409,7 +409,7 @@ def test_the_command_prints_json_and_exits_0_when_all_is_well(
         monkeypatch.setenv(key, value)
     result = CliRunner().invoke(_cli(), ["--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # logs (stderr) may be mixed into .output
     assert report["ok"] is True
     assert [c["check"] for c in report["checks"]][:3] == ["settings", "store", "PAY+ app database"]
     assert {c["status"] for c in report["checks"]} == {"OK"}
