@@ -158,11 +158,16 @@ class Export:
         self._pending = self._advance()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item, _text in self.with_text():
+            yield item
+
+    def with_text(self) -> Iterator[tuple[dict[str, Any], str]]:
+        """Each item with its JSON text exactly as SmartUp sent it (stored and hashed without re-encoding)."""
         try:
             while self._pending is not None:
-                item, self._pending = self._pending, None
+                pair, self._pending = self._pending, None
                 self.count += 1
-                yield item
+                yield pair
                 self._pending = self._advance()
         finally:
             self.close()
@@ -184,9 +189,9 @@ class Export:
         if self._on_limits is not None:
             self._on_limits(self.budget_class, self.limits)
 
-    def _advance(self) -> dict[str, Any] | None:
+    def _advance(self) -> tuple[dict[str, Any], str] | None:
         try:
-            return next(self._items)
+            return next(self._items), self._parser.last_text
         except StopIteration:
             self.close()
             self._check_complete()

@@ -48,6 +48,8 @@ class ExportParser:
         self.error: dict[str, Any] = {}
         self.root_seen = False
         self.count = 0
+        self.last_text = ""  # the JSON text of the newest item, as the server sent it
+        self._span = (0, 0)
         self.offset = 0  # bytes of the body read so far
         self._head = b""
         self._on_limits = on_limits
@@ -105,6 +107,7 @@ class ExportParser:
             return
         while True:
             item = self._value()
+            self.last_text = self._buf[self._span[0] : self._span[1]]
             if type(item) is not dict:
                 raise self._malformed(f"item {self.count + 1} of '{self.root_key}' is not an object")
             self.count += 1
@@ -203,8 +206,9 @@ class ExportParser:
         if self._peek() is None:
             raise self._malformed("the answer ends too early")
         while True:
+            start = self._pos
             try:
-                value, end = _DECODER.raw_decode(self._buf, self._pos)
+                value, end = _DECODER.raw_decode(self._buf, start)
             except json.JSONDecodeError as exc:
                 if self._eof:
                     what = "the answer ends too early" if exc.pos >= len(self._buf) - 1 else exc.msg
@@ -215,6 +219,7 @@ class ExportParser:
                 self._grow()  # a number or literal at the window's end may go on in the next chunk
                 continue
             self._pos = end
+            self._span = (start, end)
             return value
 
     def _grow(self) -> None:

@@ -128,7 +128,7 @@ class SmartupSandboxConfig:
     limits_as_numbers: bool = False
     limits_first: bool = False
     timezone: str = "Asia/Tashkent"
-    cache_entries: int = 8  # distinct requests whose encoded arrays are kept
+    cache_entries: int = 32  # distinct requests whose encoded arrays are kept
     cache_bytes: int = 512 * 1024 * 1024  # and at most this much of them (the newest is always kept)
     faults: SmartupFaults = field(default_factory=SmartupFaults)
     clock: Callable[[], datetime] = _utcnow

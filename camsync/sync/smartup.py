@@ -54,7 +54,7 @@ log = get_logger(__name__)
 JOB = "smartup"
 PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the two jobs by
 ORDERS_LOCK = "smartup-orders"
-BATCH_SIZE = 2000
+BATCH_SIZE = 3000
 PRODUCTS_OVERLAP = timedelta(days=1)
 ORDERS_OVERLAP_DAYS = 1
 FULL_REFRESH_EVERY = timedelta(hours=24)
@@ -324,13 +324,19 @@ class _Job:
         while batch := list(islice(items, BATCH_SIZE)):
             yield batch
 
-    def fingerprints(self, batch: list[Any], key_field: str) -> list[tuple[Fingerprint, Any]]:
+    def text_batches(self, export: Export) -> Iterator[list[tuple[Any, str]]]:
+        """Batches of (item, its JSON text as sent): the text is stored and hashed as it is."""
+        pairs = export.with_text()
+        while batch := list(islice(pairs, BATCH_SIZE)):
+            yield batch
+
+    def fingerprints(self, batch: list[tuple[Any, str]], key_field: str) -> list[tuple[Fingerprint, Any]]:
         """Each item's key and hash; bad items are counted failed; a key seen twice keeps its last item."""
         self.count(fetched=len(batch))
         kept: dict[str, tuple[Fingerprint, Any]] = {}
-        for item in batch:
+        for item, text in batch:
             try:
-                fp = fingerprint(item, key_field=key_field)
+                fp = fingerprint(item, key_field=key_field, text=text)
             except ItemError as error:
                 self.fail_item(error)
                 continue
@@ -379,7 +385,7 @@ class _ProductsJob(_Job):
         try:
             self.budget.check(BudgetClass.REFERENCE)
             with self.source.export_products(begin_modified_on=since) as export:
-                for batch in self.batches(export):
+                for batch in self.text_batches(export):
                     self._products_batch(batch, seen, started)
                 self.writer.drain()
                 self.budget.saw(export)
@@ -559,7 +565,7 @@ class _OrdersJob(_Job):
         try:
             self.budget.check(BudgetClass.DOCUMENTS)
             with self.source.export_orders(begin_modified_on=begin, end_modified_on=end, deal_id=deal_id) as export:
-                for batch in self.batches(export):
+                for batch in self.text_batches(export):
                     self._orders_batch(batch)
                 self.writer.drain()
                 self.budget.saw(export)

@@ -65,19 +65,27 @@ def canonical_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def fingerprint(item: Any, *, key_field: str) -> Fingerprint:
-    """The item's key (`key_field`) and content hash; raises ItemError for a non-object, a missing key or >1 MB."""
+def fingerprint(item: Any, *, key_field: str, text: str | None = None) -> Fingerprint:
+    """The item's key (`key_field`) and content hash; raises ItemError for a non-object, a missing key or >1 MB.
+
+    `text` is the item's JSON exactly as SmartUp sent it: stored as `raw` and hashed as it is (no re-encoding);
+    without it the item is encoded compactly. SmartUp answers the same item with the same text, so an unchanged
+    item hashes the same from run to run.
+    """
     if not isinstance(item, dict):
         raise ItemError(None, f"item is {_kind(item)}, not an object")
     key = _key(item, key_field)
-    try:
-        data = orjson.dumps(item)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise ItemError(key, f"item cannot be stored as JSON: {exc}") from None
+    if text is None:
+        try:
+            data = orjson.dumps(item)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise ItemError(key, f"item cannot be stored as JSON: {exc}") from None
+    else:
+        data = text.encode()
     if len(data) > MAX_ITEM_BYTES:
         raise ItemError(key, f"item is {len(data):,} bytes of JSON, more than {MAX_ITEM_BYTES:,}")
     digest = hashlib.blake2b(data, digest_size=16, person=MAP_VERSION).hexdigest()
-    return Fingerprint(key, digest, data.decode())
+    return Fingerprint(key, digest, text if text is not None else data.decode())
 
 
 def map_product(item: Mapping[str, Any], *, fp: Fingerprint, limits: Mapping[str, int]) -> dict[str, Any]:

@@ -664,3 +664,16 @@ def test_sandbox_faults_are_retried_or_raised(sandbox: Any) -> None:
     with pytest.raises(SmartupApiError) as caught:
         client.export_orders()
     assert caught.value.code == "A02-24-042" and caught.value.status == 200
+
+
+def test_with_text_gives_each_item_with_its_json_exactly_as_sent() -> None:
+    first = '{"product_id": "1",  "name": "Чай \\u0447"}'
+    second = '{"product_id":"2","groups":[{"group_code":"G"}]}'
+    body = f'{{"inventory": [ {first},\n{second} ], "limits": {{"left_limit_quant": "5"}}}}'.encode()
+    cut = len(body) // 2
+    response, _ = streamed([body[:cut], body[cut:]])
+    with make_client(Recorder(response)).export_products() as export:
+        pairs = list(export.with_text())
+    assert [text for _item, text in pairs] == [first, second]
+    assert [item["product_id"] for item, _text in pairs] == ["1", "2"]
+    assert export.limits is not None and export.limits.left_limit_quant == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -274,6 +275,10 @@ class ScriptedExport:
 
     def __iter__(self) -> Iterator[Any]:
         yield from self.items
+
+    def with_text(self) -> Iterator[tuple[Any, str]]:
+        for item in self.items:
+            yield item, json.dumps(item, ensure_ascii=False, separators=(",", ":"))
 
     def close(self) -> None:
         pass
