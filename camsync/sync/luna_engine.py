@@ -453,11 +453,9 @@ class PushEngine:
         message = f"work order {order.id} {how}, status {order.status}" + (
             f" ({outcome.reason})" if outcome.reason else ""
         )
-        if not q.transition(
+        if not self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("sending",),
             now=now,
             changes=changes,
@@ -482,11 +480,9 @@ class PushEngine:
     def _rejected(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item = outcome.item
         changes = {"state": "failed", "last_error": outcome.reason, "next_attempt_at": None, "lookup_first": False}
-        if q.transition(
+        if self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("sending",),
             now=now,
             changes={**changes, "claimed_by": None, "claimed_until": None},
@@ -500,6 +496,10 @@ class PushEngine:
         else:
             self._orphan(outcome, now)
 
+    def _move(self, session: Any, item: q.ClaimedTxn, **transition: Any) -> bool:
+        """Apply a transition to a txn this process holds, queueing its history event; False when not held."""
+        return q.transition(session, events=self._events, txn_id=item.txn_id, owner=self.owner, **transition)
+
     def _held(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item = outcome.item
         changes = {
@@ -510,11 +510,9 @@ class PushEngine:
             "claimed_by": None,
             "claimed_until": None,
         }
-        if q.transition(
+        if self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("sending",),
             now=now,
             changes=changes,
@@ -541,11 +539,9 @@ class PushEngine:
             "last_error": outcome.reason,
             "next_attempt_at": when,
         }
-        if not q.transition(
+        if not self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("sending",),
             now=now,
             changes=changes,
@@ -594,11 +590,9 @@ class PushEngine:
         changes: dict[str, Any] = {"polls": polls, "next_attempt_at": when, "last_error": error}
         if status is not None:
             changes["remote_status"] = _fit(status)
-        if q.transition(
+        if self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("created",),
             now=now,
             changes=changes,
@@ -618,11 +612,9 @@ class PushEngine:
             "claimed_by": None,
             "claimed_until": None,
         }
-        if q.transition(
+        if self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("created",),
             now=now,
             changes=changes,
@@ -638,11 +630,9 @@ class PushEngine:
             f"no terminal status {self.options.poll_timeout:.0f} s after the work order: "
             "marked expired locally, never re-created"
         )
-        if q.transition(
+        if self._move(
             session,
-            events=self._events,
-            txn_id=item.txn_id,
-            owner=self.owner,
+            item,
             from_states=("created",),
             now=now,
             changes={**changes, "last_error": message},
