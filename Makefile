@@ -24,14 +24,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check camsync tests migrations bench
-	$(BIN)/ruff format --check camsync tests migrations bench
+	$(BIN)/ruff check camsync tests migrations bench tools
+	$(BIN)/ruff format --check camsync tests migrations bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format camsync tests migrations bench
-	$(BIN)/ruff check --fix camsync tests migrations bench
+	$(BIN)/ruff format camsync tests migrations bench tools
+	$(BIN)/ruff check --fix camsync tests migrations bench tools
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
