@@ -464,16 +464,8 @@ def claim_sends(
     txn_id: str | None = None,
 ) -> list[ClaimedTxn]:
     """Lease up to `limit` txns to create (discovered, or sending whose claim lapsed), oldest first."""
-    query = (
-        select(LunaTxn)
-        .where(LunaTxn.state.in_(("discovered", "sending")), _free(now))
-        .where(or_(LunaTxn.next_attempt_at.is_(None), LunaTxn.next_attempt_at <= due_before))
-        .order_by(LunaTxn.id)
-        .limit(limit)
-    )
-    if txn_id is not None:
-        query = query.where(LunaTxn.txn_id == txn_id)
-    return _claim(session, query, owner=owner, lease_until=lease_until)
+    query = _due(LunaTxn.state.in_(("discovered", "sending")), now=now, due_before=due_before, txn_id=txn_id)
+    return _claim(session, query.order_by(LunaTxn.id).limit(limit), owner=owner, lease_until=lease_until)
 
 
 def claim_polls(
@@ -487,16 +479,19 @@ def claim_polls(
     txn_id: str | None = None,
 ) -> list[ClaimedTxn]:
     """Lease up to `limit` created work orders whose next poll is due before `due_before`."""
+    query = _due(LunaTxn.state == "created", now=now, due_before=due_before, txn_id=txn_id)
+    query = query.order_by(LunaTxn.next_attempt_at, LunaTxn.id).limit(limit)
+    return _claim(session, query, owner=owner, lease_until=lease_until)
+
+
+def _due(in_state: Any, *, now: datetime, due_before: datetime, txn_id: str | None) -> Any:
+    """Unleased txns in a state whose next attempt is due before `due_before` (one txn when `txn_id` is given)."""
     query = (
         select(LunaTxn)
-        .where(LunaTxn.state == "created", _free(now))
+        .where(in_state, _free(now))
         .where(or_(LunaTxn.next_attempt_at.is_(None), LunaTxn.next_attempt_at <= due_before))
-        .order_by(LunaTxn.next_attempt_at, LunaTxn.id)
-        .limit(limit)
     )
-    if txn_id is not None:
-        query = query.where(LunaTxn.txn_id == txn_id)
-    return _claim(session, query, owner=owner, lease_until=lease_until)
+    return query if txn_id is None else query.where(LunaTxn.txn_id == txn_id)
 
 
 def renew_claims(session: Session, *, owner: str, lease_until: datetime) -> int:

@@ -47,6 +47,10 @@ def lease_seconds_for(timeout_seconds: float, policy: RetryPolicy | None = None)
     return max(300.0, 2 * worst_send + 60.0)
 
 
+# A txn this process is done with for now: nothing scheduled, its lease given back.
+FINISHED: dict[str, Any] = {"next_attempt_at": None, "claimed_by": None, "claimed_until": None}
+
+
 @dataclass(frozen=True)
 class PushOptions:
     """How one push behaves; `from_settings` reads the LUNA_* settings, keyword overrides win."""
@@ -479,13 +483,13 @@ class PushEngine:
 
     def _rejected(self, session: Any, outcome: CreateOutcome, now: datetime) -> None:
         item = outcome.item
-        changes = {"state": "failed", "last_error": outcome.reason, "next_attempt_at": None, "lookup_first": False}
+        changes = {"state": "failed", "last_error": outcome.reason, "lookup_first": False, **FINISHED}
         if self._move(
             session,
             item,
             from_states=("sending",),
             now=now,
-            changes={**changes, "claimed_by": None, "claimed_until": None},
+            changes=changes,
             kind="answer",
             message=f"rejected by LUNA, not retried: {outcome.reason}",
             http_status=outcome.http_status,
@@ -506,9 +510,7 @@ class PushEngine:
             "state": "unknown",
             "lookup_first": True,
             "last_error": outcome.reason,
-            "next_attempt_at": None,
-            "claimed_by": None,
-            "claimed_until": None,
+            **FINISHED,
         }
         if self._move(
             session,
@@ -608,9 +610,7 @@ class PushEngine:
             "state": state,
             "remote_status": _fit(status),
             "last_error": None if state == "successful" else (reason or f"LUNA status {status}"),
-            "next_attempt_at": None,
-            "claimed_by": None,
-            "claimed_until": None,
+            **FINISHED,
         }
         if self._move(
             session,
@@ -625,7 +625,7 @@ class PushEngine:
             self.counts.finished[state] += 1
 
     def _expire(self, session: Any, item: q.ClaimedTxn, now: datetime) -> None:
-        changes = {"state": "expired", "next_attempt_at": None, "claimed_by": None, "claimed_until": None}
+        changes = {"state": "expired", **FINISHED}
         message = (
             f"no terminal status {self.options.poll_timeout:.0f} s after the work order: "
             "marked expired locally, never re-created"
