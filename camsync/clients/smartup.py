@@ -1,10 +1,10 @@
-"""The SmartUp ERP export client: products, orders and prices, streamed.
+"""The SmartUp ERP export client: products, orders and prices.
 
 Every export is a POST with a JSON body over HTTP Basic auth, with the context in the `project_code` and
-`filial_id` headers. Answers carry no pagination, so they are parsed as a stream and handed out one item at a
-time by an `Export`. A 200 answer is not proof of success: an `{"error_code", "message"}` object becomes a
-`SmartupApiError` whatever the status. Each call is counted against its daily budget class, and the newest
-`limits` block of each class is kept for the sync to plan with.
+`filial_id` headers. Answers carry no pagination: an `Export` reads one whole and hands out its items as the raw
+JSON SmartUp sent, decoded only when needed. A 200 answer is not proof of success: an `{"error_code", "message"}`
+object becomes a `SmartupApiError` whatever the status. Each call is counted against its daily budget class, and
+the newest `limits` block of each class is kept for the sync to plan with.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import msgspec
 
 from camsync.clients.http import HttpService, RetryPolicy, build_client
-from camsync.clients.smartup_stream import ExportParser, MalformedAnswer
+from camsync.clients.smartup_answer import Answer, BodyReader, MalformedAnswer, head_text, parse_answer
 from camsync.errors import ConfigError, UpstreamError, UsageError
 from camsync.logs import get_logger, redact, register_secret
 from camsync.settings import Settings
@@ -131,11 +132,11 @@ class SmartupResponseError(SmartupError):
 
 
 class Export:
-    """One export call's answer, parsed as a stream: iterate it once for the raw items, then read `limits`.
+    """One export call's answer, read whole and checked: its items as raw JSON, its `limits`, its status.
 
-    The items are the raw objects SmartUp sent (strings and nested lists). `limits` is set as soon as the
-    block is read: before the first item when it came first, else once the items are consumed. The response
-    is closed when the items run out, on any error, and by `close()` (also a context manager).
+    The body is read at once (so an error answer or a broken connection surfaces when the export is called, and
+    nothing of a broken answer is ever handed out) and the response closed. `raw_items()` gives each item as the
+    exact bytes SmartUp sent (a `msgspec.Raw` view); iterating the export gives the items decoded.
     """
 
     def __init__(
@@ -148,33 +149,34 @@ class Export:
         on_limits: Callable[[BudgetClass, Limits], None] | None = None,
     ) -> None:
         self.name = name
+        self.root_key = root_key
         self.budget_class = budget_class
         self.limits: Limits | None = None
-        self.count = 0
         self._response = response
         self._on_limits = on_limits
-        self._parser = ExportParser(response.iter_bytes(), root_key, on_limits=self._take_limits)
-        self._items = self._parser.items()
-        self._pending = self._advance()
+        try:
+            answer = self._read()
+        finally:
+            response.close()
+        if answer.limits is not None:
+            self.limits = Limits.from_raw(answer.limits)
+            if on_limits is not None:
+                on_limits(budget_class, self.limits)
+        self._items = answer.items
+        self.count = len(answer.items)
+        self._check_complete(answer)
+
+    def raw_items(self) -> list[msgspec.Raw]:
+        """The items as the exact JSON bytes SmartUp sent (hashed and stored as they are)."""
+        return self._items
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for item, _text in self.with_text():
-            yield item
-
-    def with_text(self) -> Iterator[tuple[dict[str, Any], str]]:
-        """Each item with its JSON text exactly as SmartUp sent it (stored and hashed without re-encoding)."""
-        try:
-            while self._pending is not None:
-                pair, self._pending = self._pending, None
-                self.count += 1
-                yield pair
-                self._pending = self._advance()
-        finally:
-            self.close()
+        for raw in self._items:
+            yield msgspec.json.decode(raw)
 
     def close(self) -> None:
-        """Close the response; items not read yet are dropped."""
-        self._response.close()
+        """Drop the items (the response is closed already)."""
+        self._items = []
 
     def __enter__(self) -> Export:
         return self
@@ -184,46 +186,42 @@ class Export:
     ) -> None:
         self.close()
 
-    def _take_limits(self, raw: dict[str, Any]) -> None:
-        self.limits = Limits.from_raw(raw)
-        if self._on_limits is not None:
-            self._on_limits(self.budget_class, self.limits)
-
-    def _advance(self) -> tuple[dict[str, Any], str] | None:
+    def _read(self) -> Answer:
+        reader = BodyReader(self._response.iter_bytes())
         try:
-            return next(self._items), self._parser.last_text
-        except StopIteration:
-            self.close()
-            self._check_complete()
-            return None
+            body = reader.read()
         except MalformedAnswer as exc:
-            self.close()
-            came = f"; it began with: {_excerpt(self._parser.head)}" if not exc.items and self._parser.head else ""
-            raise SmartupResponseError(
-                f"SmartUp {self.name} export sent a malformed answer: {exc}{came}",
-                "SmartUp or a proxy in between sent something else than an export; try again later",
-                status=self._response.status_code,
-            ) from None
+            raise self._malformed(exc, "") from None
         except httpx.HTTPError as exc:
-            self.close()
             raise SmartupResponseError(
-                f"SmartUp {self.name} export broke off after {self._parser.count} items "
-                f"(near byte {self._parser.offset}): {_first_line(exc)}",
-                "The connection failed while the answer was read; try again later",
+                f"SmartUp {self.name} export broke off after {reader.size} bytes: {_first_line(exc)}",
+                "The connection failed while the answer was read (nothing of it was used); try again later",
                 status=self._response.status_code,
                 retryable=True,
             ) from None
+        try:
+            return parse_answer(body, self.root_key)
+        except MalformedAnswer as exc:
+            raise self._malformed(exc, head_text(body)) from None
 
-    def _check_complete(self) -> None:
-        error = self._parser.error
+    def _malformed(self, exc: MalformedAnswer, head: str) -> SmartupResponseError:
+        came = f"; it began with: {_excerpt(head)}" if head.strip() else ""
+        return SmartupResponseError(
+            f"SmartUp {self.name} export sent a malformed answer: {exc}{came}",
+            "SmartUp or a proxy in between sent something else than an export; try again later",
+            status=self._response.status_code,
+        )
+
+    def _check_complete(self, answer: Answer) -> None:
+        error = answer.error
         if _text(error.get("error_code")):
             raise api_error(
                 self.name, self.budget_class, _text(error.get("error_code")), _text(error.get("message")), self.status
             )
-        if not self._parser.root_seen:
+        if not answer.root_seen:
             said = _text(error.get("message"))
             raise SmartupResponseError(
-                f"SmartUp {self.name} export answered without the '{self._parser.root_key}' key"
+                f"SmartUp {self.name} export answered without the '{self.root_key}' key"
                 + (f": {_excerpt(said)}" if said else ""),
                 "Check the export URL setting: it may point at another endpoint",
                 status=self.status,
@@ -232,7 +230,7 @@ class Export:
             "smartup_export",
             f"SmartUp {self.name}: {self.count} items",
             export=self.name,
-            items=self._parser.count,
+            items=self.count,
             left=self.limits.left_limit_quant if self.limits else None,
         )
 

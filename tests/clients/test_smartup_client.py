@@ -15,6 +15,7 @@ import httpx
 import pytest
 from mock_http import Recorder
 
+from camsync.clients import smartup_answer
 from camsync.clients.http import RetryPolicy
 from camsync.clients.smartup import (
     BudgetClass,
@@ -248,31 +249,30 @@ def test_a_range_wider_than_the_day_range_limit_is_warned_about(caplog: pytest.L
 # --- streaming ---------------------------------------------------------------------------------------------
 
 
-def test_a_large_answer_is_read_item_by_item() -> None:
+def test_a_large_answer_is_read_once_and_its_items_are_the_bytes_sent() -> None:
     count = 60_000
-
-    def chunks() -> Iterator[bytes]:
-        yield b'{"inventory":['
-        for i in range(count):
-            item = {"product_id": str(i), "code": f"C{i}", "name": "Товар" * 10, "groups": [{"group_id": "1"}]}
-            yield (b"," if i else b"") + json.dumps(item, ensure_ascii=False).encode()
-        yield b'],"limits":' + json.dumps(LIMITS_STR).encode() + b"}"
-
-    pieces = list(chunks())
-    total = sum(len(piece) for piece in pieces)
+    texts = [
+        json.dumps({"product_id": str(i), "code": f"C{i}", "name": "Товар" * 10}, ensure_ascii=False).encode()
+        for i in range(count)
+    ]
+    pieces = [b'{"inventory":[', *(b"," * bool(i) + text for i, text in enumerate(texts))]
+    pieces.append(b'],"limits":' + json.dumps(LIMITS_STR).encode() + b"}")
     response, body = streamed(pieces)
-    client = make_client(Recorder(response))
-    export = client.export_products()
-    assert total > 8_000_000
-    assert body.bytes_read < 1_200_000  # one read window ahead of the first item, not the whole answer
-    assert export.limits is None
-    seen = 0
-    for seen, item in enumerate(export, start=1):
-        assert item["product_id"] == str(seen - 1)
-    assert seen == count
+    export = make_client(Recorder(response)).export_products()
+    assert sum(len(piece) for piece in pieces) > 5_000_000
+    assert body.closed and body.bytes_read == sum(len(piece) for piece in pieces)
     assert export.count == count
-    assert body.bytes_read == total
+    assert [bytes(raw) for raw in export.raw_items()] == texts
+    assert [item["product_id"] for item in export] == [str(i) for i in range(count)]
     assert export.limits is not None and export.limits.object_count == 2
+
+
+def test_an_answer_larger_than_the_cap_is_refused_before_anything_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smartup_answer, "MAX_ANSWER_BYTES", 1000)
+    response, body = streamed([b'{"inventory":[', b'{"code":"A"},' * 100, b'{"code":"B"}]}'])
+    with pytest.raises(SmartupResponseError, match="larger than") as caught:
+        make_client(Recorder(response)).export_products()
+    assert "products" in str(caught.value)
     assert body.closed
 
 
@@ -324,15 +324,14 @@ def test_limits_first_are_known_before_the_items(raw: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("raw", [LIMITS_STR, LIMITS_NUM], ids=["strings", "numbers"])
-def test_limits_last_are_known_once_the_items_are_consumed(raw: dict[str, Any]) -> None:
+def test_limits_after_the_items_are_known_when_the_export_returns(raw: dict[str, Any]) -> None:
     items = [{"deal_id": str(i)} for i in range(3)]
     client = make_client(Recorder(ok({"order": items, "limits": raw})))
     export = client.export_orders()
-    assert export.limits is None
-    assert list(export) == items
     assert export.limits is not None
     assert export.limits.left_limit_quant == int(raw["left_limit_quant"])
     assert client.last_limits == {BudgetClass.DOCUMENTS: export.limits}
+    assert list(export) == items
 
 
 def test_limits_values_that_are_empty_or_not_numbers_become_none() -> None:
@@ -439,8 +438,8 @@ def test_a_plain_text_400_is_a_smartup_error_with_the_text() -> None:
     ("chunks", "where"),
     [
         ([b'{"inventory":[{"code":"A"},{"code":"B"}'], "ends too early"),
-        ([b'{"inventory":[{"code":"A"},', b'{"code":"B",,}]}'], "after 1 items"),
-        ([b"<html><body>Bad gateway</body></html>"], "after 0 items"),
+        ([b'{"inventory":[{"code":"A"},', b'{"code":"B",,}]}'], "not valid JSON"),
+        ([b"<html><body>Bad gateway</body></html>"], "it began with: <html><body>Bad gateway"),
         ([b""], "ends too early"),
         ([b'{"inventory":[{"code":"A"}]} {"x":1}'], "unexpected data after the answer"),
         ([b'[{"code":"A"}]'], "not a JSON object"),
@@ -471,7 +470,7 @@ def test_a_missing_root_key_is_a_response_error_naming_it() -> None:
         make_client(Recorder(ok({"data": [{"deal_id": "1"}], "count": "1"}))).export_orders()
 
 
-def test_a_connection_lost_in_the_middle_is_a_retryable_response_error() -> None:
+def test_a_connection_lost_in_the_middle_is_a_retryable_response_error_and_nothing_is_handed_out() -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"inventory":[{"code":"A"},'
         yield b'{"code":"B"},'
@@ -479,11 +478,10 @@ def test_a_connection_lost_in_the_middle_is_a_retryable_response_error() -> None
 
     body = Body(chunks())
     client = make_client(Recorder(httpx.Response(200, stream=body)))
-    seen: list[str] = []
-    with pytest.raises(SmartupResponseError, match="broke off after 2 items") as caught:
-        seen.extend(item["code"] for item in client.export_products())
-    assert seen == ["A", "B"]
+    with pytest.raises(SmartupResponseError, match="broke off after 40 bytes") as caught:
+        client.export_products()
     assert caught.value.retryable
+    assert "nothing of it was used" in (caught.value.hint or "")
     assert body.closed
 
 
@@ -666,14 +664,16 @@ def test_sandbox_faults_are_retried_or_raised(sandbox: Any) -> None:
     assert caught.value.code == "A02-24-042" and caught.value.status == 200
 
 
-def test_with_text_gives_each_item_with_its_json_exactly_as_sent() -> None:
+def test_raw_items_are_each_items_json_exactly_as_sent() -> None:
     first = '{"product_id": "1",  "name": "Чай \\u0447"}'
     second = '{"product_id":"2","groups":[{"group_code":"G"}]}'
     body = f'{{"inventory": [ {first},\n{second} ], "limits": {{"left_limit_quant": "5"}}}}'.encode()
     cut = len(body) // 2
     response, _ = streamed([body[:cut], body[cut:]])
     with make_client(Recorder(response)).export_products() as export:
-        pairs = list(export.with_text())
-    assert [text for _item, text in pairs] == [first, second]
-    assert [item["product_id"] for item, _text in pairs] == ["1", "2"]
+        raws = [bytes(raw).decode() for raw in export.raw_items()]
+        items = list(export)
+    assert raws == [first, second]
+    assert [item["product_id"] for item in items] == ["1", "2"]
+    assert items[0]["name"] == "Чай ч"
     assert export.limits is not None and export.limits.left_limit_quant == 5
