@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 import camsync
 
 # The newest revision; tests/store/test_migrations.py checks it against the scripts.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 _PG_LOCK_KEY = 0x63616D73  # "cams"
 
 

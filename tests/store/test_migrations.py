@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from camsync.store import migrate
 from camsync.store.engine import make_engine
@@ -68,6 +68,24 @@ def test_models_and_migrations_agree(db_url: str) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def test_orders_keep_their_raw_item_inline_on_postgresql(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("column storage is a PostgreSQL setting")
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine, "head")
+        with engine.connect() as conn:
+            storage = conn.execute(
+                text(
+                    "SELECT a.attstorage FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                    " WHERE c.oid = 'orders'::regclass AND a.attname = 'raw'"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    assert storage == "m"
 
 
 def test_alembic_cli_from_a_checkout(tmp_path: Path) -> None:
