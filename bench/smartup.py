@@ -142,7 +142,7 @@ def phase_reference(sandbox_url: str, db_url: str, windows: list[list[str]], raw
         conn.execute("SET datestyle = 'ISO, DMY'; SET TIME ZONE 'Asia/Tashkent'")
         prefix = "ref_" if raw else "plain_"
         for table in REFERENCE_TABLES:
-            conn.execute(f"CREATE TABLE {prefix}{table} (LIKE {table} INCLUDING COMPRESSION)")
+            conn.execute(f"CREATE TABLE {prefix}{table} (LIKE {table} INCLUDING COMPRESSION INCLUDING STORAGE)")
         for table in ("products", "orders"):
             conn.execute(f"ALTER TABLE {prefix}{table} ALTER COLUMN raw DROP NOT NULL")
         products = json.loads(http.post(PRODUCTS_PATH, json={}).content)["inventory"]

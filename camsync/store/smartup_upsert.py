@@ -79,6 +79,14 @@ def known_products(session: Session, *, external_ids: Collection[str]) -> dict[s
     return {key: (digest, bool(missing)) for key, digest, missing in rows}
 
 
+def all_known_products(session: Session) -> dict[str, tuple[str, bool]]:
+    """external_id → (content_hash, missing_upstream) of every SmartUp product (for a full refresh)."""
+    sql = "SELECT external_id, content_hash, missing_upstream FROM products WHERE external_source = {mark}"
+    mark = "%s" if _is_postgres(session) else "?"
+    rows = _driver(session).execute(sql.format(mark=mark), (SOURCE,)).fetchall()
+    return {key: (digest, bool(missing)) for key, digest, missing in rows}
+
+
 def known_orders(session: Session, *, deal_ids: Collection[str]) -> dict[str, str]:
     """deal_id → content_hash of the orders among `deal_ids`."""
     sql = "SELECT source_external_id, content_hash FROM orders WHERE source_external_id {among}"
@@ -105,25 +113,37 @@ def is_empty(session: Session, *, table_name: str) -> bool:
     return session.execute(text(f"SELECT 1 FROM {table_name} LIMIT 1")).first() is None  # noqa: S608
 
 
+def all_product_ids_by_code(session: Session) -> dict[str, int]:
+    """product code → id of every SmartUp product (the lowest id when a code repeats)."""
+    sql = "SELECT code, id FROM products WHERE external_source = {mark} ORDER BY id DESC"
+    mark = "%s" if _is_postgres(session) else "?"
+    return dict(_driver(session).execute(sql.format(mark=mark), (SOURCE,)).fetchall())
+
+
 def load_product_links(session: Session) -> ProductLinks:
     """Every SmartUp product's code and barcodes, for linking many order lines without a query per batch."""
-    driver = _driver(session)
-    by_code_sql = "SELECT code, id FROM products WHERE external_source = {mark} ORDER BY id DESC"
     if _is_postgres(session):
         barcode_sql = (
             "SELECT b.value, p.id FROM products p CROSS JOIN LATERAL jsonb_array_elements_text(p.barcodes) AS b(value)"
             " WHERE p.external_source = %s ORDER BY p.id DESC"
         )
-        with driver.cursor() as cursor:
-            by_code = dict(cursor.execute(by_code_sql.format(mark="%s"), (SOURCE,)).fetchall())
-            by_barcode = dict(cursor.execute(barcode_sql, (SOURCE,)).fetchall())
-        return ProductLinks(by_code, by_barcode)
-    barcode_sql = (
-        "SELECT b.value, p.id FROM products p, json_each(p.barcodes) AS b"
-        " WHERE p.external_source = ? ORDER BY p.id DESC"
-    )
-    by_code = dict(driver.execute(by_code_sql.format(mark="?"), (SOURCE,)).fetchall())
-    return ProductLinks(by_code, dict(driver.execute(barcode_sql, (SOURCE,)).fetchall()))
+    else:
+        barcode_sql = (
+            "SELECT b.value, p.id FROM products p, json_each(p.barcodes) AS b"
+            " WHERE p.external_source = ? ORDER BY p.id DESC"
+        )
+    by_barcode = dict(_driver(session).execute(barcode_sql, (SOURCE,)).fetchall())
+    return ProductLinks(all_product_ids_by_code(session), by_barcode)
+
+
+def analyze(session: Session, *, tables: Collection[str]) -> None:
+    """Refresh the planner statistics of SmartUp tables after a large load (PostgreSQL; nothing on SQLite)."""
+    unknown = [name for name in tables if name not in ("products", "product_prices", "orders", "order_lines")]
+    if unknown:
+        raise ValueError(f"not a SmartUp table: {', '.join(unknown)}")
+    if _is_postgres(session):
+        for name in tables:
+            _driver(session).execute(f"ANALYZE {name}")
 
 
 def _lookup(session: Session, sql: str, params: list[Any], keys: list[str]) -> list[tuple[Any, ...]]:
@@ -226,7 +246,7 @@ def upsert_orders(
     session: Session,
     *,
     orders: Sequence[Mapping[str, Any]],
-    lines: Mapping[str, Sequence[Mapping[str, Any]]],
+    lines: Mapping[str, Sequence[dict[str, Any]]],
     now: datetime,
     links: ProductLinks | None = None,
     existing: Collection[str] | None = None,
@@ -281,12 +301,18 @@ def upsert_orders(
 
 
 def upsert_prices(
-    session: Session, *, rows: Sequence[Mapping[str, Any]], now: datetime, assume_new: bool = False
+    session: Session,
+    *,
+    rows: Sequence[Mapping[str, Any]],
+    now: datetime,
+    assume_new: bool = False,
+    product_ids: Mapping[str, int] | None = None,
 ) -> WriteCounts:
     """Insert new prices and rewrite changed ones, linked to the product with the same code.
 
     `assume_new` (PostgreSQL only) skips the lookup of stored prices: right for a table that was empty when the
     run began; a price that exists after all is caught by the unique key and merged, still counted exactly.
+    `product_ids`: code → product id of every product (`all_product_ids_by_code`), instead of a lookup per batch.
     """
     if not rows:
         return WriteCounts()
@@ -297,8 +323,9 @@ def upsert_prices(
     changed = [row for row in rows if known.get((row["product_code"], row["price_type_code"])) != row["price"]]
     if not changed:
         return WriteCounts()
-    ids = product_ids_by_code(session, codes={row["product_code"] for row in changed})
-    values = [{**row, "product_id": ids.get(row["product_code"]), "updated_at": now} for row in changed]
+    if product_ids is None:
+        product_ids = product_ids_by_code(session, codes={row["product_code"] for row in changed})
+    values = [{**row, "product_id": product_ids.get(row["product_code"]), "updated_at": now} for row in changed]
     columns = ("product_id", "product_code", "price_type_code", "price", "updated_at")
     where = "product_prices.price IS DISTINCT FROM excluded.price"
     if _is_postgres(session):
@@ -577,7 +604,7 @@ def _replace_lines(
     session: Session,
     *,
     written: Mapping[str, tuple[int, bool]],
-    lines: Mapping[str, Sequence[Mapping[str, Any]]],
+    lines: Mapping[str, Sequence[dict[str, Any]]],
     counts: WriteCounts,
     links: ProductLinks | None,
 ) -> None:
@@ -587,9 +614,11 @@ def _replace_lines(
         session.execute(
             delete(OrderLine).where(OrderLine.order_id.in_(chunk)).execution_options(synchronize_session=False)
         )
-    new_lines = [
-        {**line, "order_id": order_id} for deal_id, (order_id, _) in written.items() for line in lines.get(deal_id, ())
-    ]
+    new_lines = []
+    for deal_id, (order_id, _) in written.items():
+        for line in lines.get(deal_id, ()):
+            line["order_id"] = order_id  # the caller's line dicts are this write's own
+            new_lines.append(line)
     if not new_lines:
         return
     _link_products(session, new_lines, links)

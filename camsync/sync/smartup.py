@@ -43,10 +43,10 @@ from camsync.sync.smartup_map import (
     STATUS_LABELS,
     Fingerprint,
     ItemError,
-    fingerprint,
-    map_order,
-    map_prices,
-    map_product,
+    OrderMapper,
+    PriceMapper,
+    ProductMapper,
+    fingerprint_raw,
 )
 
 log = get_logger(__name__)
@@ -59,6 +59,7 @@ PRODUCTS_OVERLAP = timedelta(days=1)
 ORDERS_OVERLAP_DAYS = 1
 FULL_REFRESH_EVERY = timedelta(hours=24)
 FAILURES_KEPT = 20
+ANALYZE_FROM = 10_000  # a run that inserts this many rows into a table refreshes its planner statistics
 LINK_CACHE_FROM = 500  # a batch this big loads every product's code and barcodes once, instead of lookups
 _PRODUCT_LIMITS = text_limits(Product)
 _ORDER_LIMITS = text_limits(Order)
@@ -249,7 +250,7 @@ class _Job:
         self.dry_run = dry_run
         self.tz = ZoneInfo(settings.smartup_timezone)
         self.budget = _Budget(store, settings, source, clock)
-        self.writer = _BatchWriter()
+        self.writer = _BatchWriter(2 if store.dialect == "postgresql" and not dry_run else 1)
         self.fresh: set[str] = set()
         self.lock = threading.Lock()
         # PostgreSQL: hash, look up and map on this thread and only write on the writer thread (its unique keys
@@ -301,6 +302,7 @@ class _Job:
     def finish(self, run: RunHandle, stopped: CamsyncError | None) -> SyncResult:
         """Settle the run's status from what happened, and write its details."""
         self.writer.close()
+        self._analyze(run)
         synced = sum(run.counts[k] for k in ("inserted", "updated", "unchanged"))
         run.details.update(self.budget.details())
         run.details["dry_run"] = self.dry_run
@@ -319,35 +321,76 @@ class _Job:
         result.cursor_before = self.cursor_before
         return result
 
+    def loaded_tables(self, run: RunHandle) -> list[str]:
+        """The tables this run filled with many new rows."""
+        return []
+
+    def _analyze(self, run: RunHandle) -> None:
+        """After a large load, refresh the planner's statistics (the next run's lookups depend on them)."""
+        tables = self.loaded_tables(run) if self.split else []
+        if not tables:
+            return
+        try:
+            with self.store.writer() as session:
+                upserts.analyze(session, tables=tables)
+        except Exception as exc:  # statistics are an optimisation: the run stands without them
+            log.warning("analyze_failed", f"ANALYZE {', '.join(tables)} failed: {exc}")
+
+    def settle(self, stopped: CamsyncError | None) -> CamsyncError | None:
+        """Wait for the writes handed to the writer (dropping the rest once one failed); the first error wins.
+
+        Batches of answers fetched before a failed call are whole and are written; a write error is returned."""
+        if self.writer.failed:
+            self.writer.abandon()
+            return stopped
+        try:
+            self.writer.drain()
+        except CamsyncError as error:
+            return stopped or error
+        return stopped
+
     def batches(self, export: Export) -> Iterator[list[Any]]:
-        items = iter(export)
+        """Batches of the items as the raw JSON SmartUp sent (decoded only when they must be)."""
+        items = iter(export.raw_items())
         while batch := list(islice(items, BATCH_SIZE)):
             yield batch
 
-    def text_batches(self, export: Export) -> Iterator[list[tuple[Any, str]]]:
-        """Batches of (item, its JSON text as sent): the text is stored and hashed as it is."""
-        pairs = export.with_text()
-        while batch := list(islice(pairs, BATCH_SIZE)):
-            yield batch
+    def fingerprints(self, batch: list[Any], key_field: str, seen: dict[str, str]) -> list[Fingerprint]:
+        """Each item's key and hash; bad items are counted failed.
 
-    def fingerprints(self, batch: list[tuple[Any, str]], key_field: str) -> list[tuple[Fingerprint, Any]]:
-        """Each item's key and hash; bad items are counted failed; a key seen twice keeps its last item."""
+        `seen` maps the keys of the answer so far to their hashes. A key that comes again is not written twice
+        (batches may be written in any order): the same item again counts unchanged, a different one failed,
+        and the first is kept.
+        """
         self.count(fetched=len(batch))
-        kept: dict[str, tuple[Fingerprint, Any]] = {}
-        for item, text in batch:
+        kept = []
+        for source in batch:
             try:
-                fp = fingerprint(item, key_field=key_field, text=text)
+                fp = fingerprint_raw(source, key_field=key_field)
             except ItemError as error:
                 self.fail_item(error)
                 continue
-            if fp.key in kept:
-                self.fail_item(ItemError(fp.key, f"{key_field} appears twice in one answer; the later item is kept"))
-            kept[fp.key] = (fp, item)
-        return list(kept.values())
+            first = seen.get(fp.key)
+            if first is None:
+                seen[fp.key] = fp.content_hash
+                kept.append(fp)
+            elif first == fp.content_hash:
+                self.count(unchanged=1)
+            else:
+                reason = f"{key_field} appears twice in one answer with different content; the first item is kept"
+                self.fail_item(ItemError(fp.key, reason))
+        return kept
 
 
 class _ProductsJob(_Job):
     run_type = "products"
+
+    def __init__(self, store: Store, settings: Settings, source: ExportSource, clock: Clock, dry_run: bool) -> None:
+        super().__init__(store, settings, source, clock, dry_run)
+        self.mapper = ProductMapper(_PRODUCT_LIMITS)
+        self.price_mapper = PriceMapper(_PRICE_LIMITS)
+        self.all_known: dict[str, tuple[str, bool]] | None = None
+        self.code_ids: dict[str, int] | None = None
 
     def run(self, *, full: bool, trigger: str, parent_id: int | None) -> SyncResult:
         with self.store.session() as session:
@@ -381,32 +424,48 @@ class _ProductsJob(_Job):
 
     def _pull(self, *, full: bool, since: date | None, started: datetime) -> CamsyncError | None:
         assert self.handle is not None
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
+        stopped = self._fetch_products(full=full, since=since, started=started, seen=seen)
+        stopped = self.settle(stopped)
+        if stopped is None and full and not self.dry_run:
+            with self.store.writer() as session:
+                flagged = upserts.flag_missing_products(session, seen_ids=seen.keys(), now=started)
+            self.handle.details["flagged_missing"] = flagged
+        return stopped
+
+    def _fetch_products(
+        self, *, full: bool, since: date | None, started: datetime, seen: dict[str, str]
+    ) -> CamsyncError | None:
+        """Fetch the products (and on a full refresh the prices) and hand their batches to the writer."""
         try:
             self.budget.check(BudgetClass.REFERENCE)
             with self.source.export_products(begin_modified_on=since) as export:
-                for batch in self.text_batches(export):
+                if full and self.split and "products" not in self.fresh:
+                    # The answer holds every product: one read of the stored hashes beats a lookup per batch.
+                    with self.store.session() as session:
+                        self.all_known = upserts.all_known_products(session)
+                for batch in self.batches(export):
                     self._products_batch(batch, seen, started)
-                self.writer.drain()
                 self.budget.saw(export)
             if full:
-                self._prices(started)
-                if not self.dry_run:
-                    with self.store.writer() as session:
-                        flagged = upserts.flag_missing_products(session, seen_ids=seen, now=started)
-                    self.handle.details["flagged_missing"] = flagged
+                self._prices(started)  # fetched while the writer still writes products; written after them
         except (BudgetStop, SmartupBudgetError) as stop:
-            self.writer.abandon()
             return self.budget.stopped(stop)
         except CamsyncError as error:
-            self.writer.abandon()
             return error
         return None
 
-    def _products_batch(self, batch: list[Any], seen: set[str], now: datetime) -> None:
+    def loaded_tables(self, run: RunHandle) -> list[str]:
+        prices = run.details.get("prices") or {}
+        return [
+            name
+            for name, inserted in (("products", run.counts["inserted"]), ("product_prices", prices.get("inserted", 0)))
+            if inserted >= ANALYZE_FROM
+        ]
+
+    def _products_batch(self, batch: list[Any], seen: dict[str, str], now: datetime) -> None:
         """Hash, look up, map and write one batch: on PostgreSQL the writer thread only writes (see `split`)."""
-        prints = self.fingerprints(batch, "product_id")
-        seen.update(fp.key for fp, _ in prints)
+        prints = self.fingerprints(batch, "product_id", seen)
         if not self.split:
             self.writer.submit(self._products_in_one_transaction, prints, now)
             return
@@ -414,24 +473,26 @@ class _ProductsJob(_Job):
             known = self._known_products(session, prints)
         self.writer.submit(self._write_products, self._product_rows(prints, known), set(known), now)
 
-    def _known_products(self, session: Any, prints: list[tuple[Fingerprint, Any]]) -> dict[str, Any]:
+    def _known_products(self, session: Any, prints: list[Fingerprint]) -> dict[str, Any]:
         if "products" in self.fresh:
             return {}
-        return upserts.known_products(session, external_ids=[fp.key for fp, _ in prints])
+        if self.all_known is not None:
+            return {fp.key: self.all_known[fp.key] for fp in prints if fp.key in self.all_known}
+        return upserts.known_products(session, external_ids=[fp.key for fp in prints])
 
-    def _product_rows(self, prints: list[tuple[Fingerprint, Any]], known: dict[str, Any]) -> list[dict[str, Any]]:
+    def _product_rows(self, prints: list[Fingerprint], known: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
-        for fp, item in prints:
+        for fp in prints:
             if known.get(fp.key) == (fp.content_hash, False):
                 self.count(unchanged=1)
                 continue
             try:
-                rows.append(map_product(item, fp=fp, limits=_PRODUCT_LIMITS))
+                rows.append(self.mapper(fp))
             except ItemError as error:
                 self.fail_item(error)
         return rows
 
-    def _products_in_one_transaction(self, prints: list[tuple[Fingerprint, Any]], now: datetime) -> None:
+    def _products_in_one_transaction(self, prints: list[Fingerprint], now: datetime) -> None:
         with self.store.session() if self.dry_run else self.store.writer() as session:
             known = self._known_products(session, prints)
             rows = self._product_rows(prints, known)
@@ -461,37 +522,62 @@ class _ProductsJob(_Job):
         self.budget.check(BudgetClass.REFERENCE)
         tally = {"fetched": 0, "inserted": 0, "updated": 0, "failed": 0}
         with self.source.export_prices() as export:
-            for batch in self.batches(export):
-                self.writer.submit(self._prices_batch, batch, tally, now)
+            # Prices link to products by code: the products handed to the writer are written first.
             self.writer.drain()
+            if self.split:
+                with self.store.session() as session:
+                    self.code_ids = upserts.all_product_ids_by_code(session)
+            seen: set[str] = set()
+            for batch in self.batches(export):
+                rows = self._price_rows(batch, tally, seen)
+                if rows and not self.dry_run:
+                    self.writer.submit(self._prices_batch, rows, tally, now)
             self.budget.saw(export)
         self.handle.details["prices"] = tally
 
-    def _prices_batch(self, batch: list[Any], tally: dict[str, int], now: datetime) -> None:
-        rows = self._price_rows(batch, tally)
-        if self.dry_run:
-            return
+    def _prices_batch(self, rows: list[dict[str, Any]], tally: dict[str, int], now: datetime) -> None:
         with self.store.writer() as session:
-            counts = upserts.upsert_prices(session, rows=rows, now=now, assume_new="product_prices" in self.fresh)
-        tally["inserted"] += counts.inserted
-        tally["updated"] += counts.updated
+            counts = upserts.upsert_prices(
+                session,
+                rows=rows,
+                now=now,
+                assume_new="product_prices" in self.fresh,
+                product_ids=self.code_ids,
+            )
+        with self.lock:
+            tally["inserted"] += counts.inserted
+            tally["updated"] += counts.updated
 
-    def _price_rows(self, batch: list[Any], tally: dict[str, int]) -> list[dict[str, Any]]:
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
+    def _price_rows(self, batch: list[Any], tally: dict[str, int], seen: set[str]) -> list[dict[str, Any]]:
+        """The price rows of a batch; a (product, price type) seen before in the answer keeps its first price."""
+        rows = []
         for item in batch:
             tally["fetched"] += 1
             try:
-                for row in map_prices(item, limits=_PRICE_LIMITS):
-                    rows[(row["product_code"], row["price_type_code"])] = row
+                mapped = self.price_mapper(item)
             except ItemError as error:
                 tally["failed"] += 1
                 self.fail_item(error, counted=False)
-        return list(rows.values())
+                continue
+            for row in mapped:
+                key = f"{row['product_code']}\x00{row['price_type_code']}"
+                if key in seen:
+                    tally["failed"] += 1
+                    reason = f"price type {row['price_type_code']} appears twice; the first price is kept"
+                    self.fail_item(ItemError(row["product_code"], reason), counted=False)
+                    continue
+                seen.add(key)
+                rows.append(row)
+        return rows
 
 
 class _OrdersJob(_Job):
     run_type = "orders"
     links: upserts.ProductLinks | None = None
+
+    def __init__(self, store: Store, settings: Settings, source: ExportSource, clock: Clock, dry_run: bool) -> None:
+        super().__init__(store, settings, source, clock, dry_run)
+        self.mapper = OrderMapper(tz=self.tz, limits=_ORDER_LIMITS, line_limits=_LINE_LIMITS)
 
     def run(
         self, *, days_back: int | None, since: date | None, until: date | None, trigger: str, parent_id: int | None
@@ -551,35 +637,48 @@ class _OrdersJob(_Job):
             **run.counts,
         )
 
+    def loaded_tables(self, run: RunHandle) -> list[str]:
+        counts = (("orders", run.counts["inserted"]), ("order_lines", run.details.get("lines_written", 0)))
+        return [name for name, count in counts if count >= ANALYZE_FROM]
+
     def _pull_windows(self, start: date, end: date) -> CamsyncError | None:
+        """Fetch window after window while the writer writes the ones before; the windows are recorded once
+        everything handed to the writer is written."""
         assert self.handle is not None
         windows = self.handle.details.setdefault("windows", [])
+        fetched = []
+        stopped = None
         for begin, finish in _windows(start, end, self.budget.day_range_limit()):
-            stopped = self._pull(begin=begin, end=finish)
+            stopped = self._fetch(begin=begin, end=finish)
             if stopped is not None:
-                return stopped
-            windows.append([begin.isoformat(), finish.isoformat()])
-        return None
+                break
+            fetched.append([begin.isoformat(), finish.isoformat()])
+        stopped = self.settle(stopped)
+        if not self.writer.failed:
+            windows.extend(fetched)
+        return stopped
 
-    def _pull(self, *, begin: date | None = None, end: date | None = None, deal_id: str = "") -> CamsyncError | None:
+    def _pull(self, *, deal_id: str) -> CamsyncError | None:
+        return self.settle(self._fetch(deal_id=deal_id))
+
+    def _fetch(self, *, begin: date | None = None, end: date | None = None, deal_id: str = "") -> CamsyncError | None:
+        """Fetch one export of orders and hand its batches to the writer."""
         try:
             self.budget.check(BudgetClass.DOCUMENTS)
             with self.source.export_orders(begin_modified_on=begin, end_modified_on=end, deal_id=deal_id) as export:
-                for batch in self.text_batches(export):
-                    self._orders_batch(batch)
-                self.writer.drain()
+                seen: dict[str, str] = {}
+                for batch in self.batches(export):
+                    self._orders_batch(batch, seen)
                 self.budget.saw(export)
         except (BudgetStop, SmartupBudgetError) as stop:
-            self.writer.abandon()
             return self.budget.stopped(stop)
         except CamsyncError as error:
-            self.writer.abandon()
             return error
         return None
 
-    def _orders_batch(self, batch: list[Any]) -> None:
+    def _orders_batch(self, batch: list[Any], seen: dict[str, str]) -> None:
         """Hash, look up, map and write one batch: on PostgreSQL the writer thread only writes (see `split`)."""
-        prints = self.fingerprints(batch, "deal_id")
+        prints = self.fingerprints(batch, "deal_id", seen)
         if not self.split:
             self.writer.submit(self._orders_in_one_transaction, prints)
             return
@@ -590,21 +689,21 @@ class _OrdersJob(_Job):
                 self.links = upserts.load_product_links(session)
         self.writer.submit(self._write_orders, orders, lines, set(known))
 
-    def _known_orders(self, session: Any, prints: list[tuple[Fingerprint, Any]]) -> dict[str, str]:
+    def _known_orders(self, session: Any, prints: list[Fingerprint]) -> dict[str, str]:
         if "orders" in self.fresh:
             return {}
-        return upserts.known_orders(session, deal_ids=[fp.key for fp, _ in prints])
+        return upserts.known_orders(session, deal_ids=[fp.key for fp in prints])
 
     def _order_rows(
-        self, prints: list[tuple[Fingerprint, Any]], known: dict[str, str]
+        self, prints: list[Fingerprint], known: dict[str, str]
     ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
         orders, lines = [], {}
-        for fp, item in prints:
+        for fp in prints:
             if known.get(fp.key) == fp.content_hash:
                 self.count(unchanged=1)
                 continue
             try:
-                order, order_lines = map_order(item, fp=fp, tz=self.tz, limits=_ORDER_LIMITS, line_limits=_LINE_LIMITS)
+                order, order_lines = self.mapper(fp)
             except ItemError as error:
                 self.fail_item(error)
                 continue
@@ -613,7 +712,7 @@ class _OrdersJob(_Job):
             lines[fp.key] = order_lines
         return orders, lines
 
-    def _orders_in_one_transaction(self, prints: list[tuple[Fingerprint, Any]]) -> None:
+    def _orders_in_one_transaction(self, prints: list[Fingerprint]) -> None:
         with self.store.session() if self.dry_run else self.store.writer() as session:
             known = self._known_orders(session, prints)
             orders, lines = self._order_rows(prints, known)
@@ -669,21 +768,32 @@ class _BatchWriter:
 
     IN_FLIGHT = 2
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smartup-writer")
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smartup-writer")
         self._pending: deque[Future[None]] = deque()
+        self.failed = False  # a batch failed: the rest is dropped
 
     def submit(self, work: Callable[..., None], *args: Any) -> None:
+        if self.failed:
+            raise RuntimeError("the writer stopped after a failed batch")
         self._pending.append(self._pool.submit(work, *args))
-        while len(self._pending) > self.IN_FLIGHT:
-            self._pending.popleft().result()
+        while len(self._pending) > self.IN_FLIGHT + self.workers - 1:
+            self._wait(self._pending.popleft())
 
     def drain(self) -> None:
         try:
             while self._pending:
-                self._pending.popleft().result()
+                self._wait(self._pending.popleft())
         except BaseException:
             self.abandon()
+            raise
+
+    def _wait(self, future: Future[None]) -> None:
+        try:
+            future.result()
+        except BaseException:
+            self.failed = True
             raise
 
     def abandon(self) -> None:

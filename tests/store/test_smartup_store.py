@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from camsync.store import smartup_upsert as upserts
 from camsync.store.engine import Store
@@ -245,3 +245,47 @@ def test_a_row_inserted_by_another_writer_meanwhile_is_merged_not_duplicated(sto
     assert (counts.inserted, counts.updated) == (1, 1)
     with store.session() as session:
         assert sorted(session.scalars(select(Product.name))) == ["Juice", "Water"]
+
+
+def test_whole_table_reads_for_a_full_refresh(store: Store) -> None:
+    write_products(store, [product("1", code="A"), product("2", code="B"), product("3", code="A")])
+    with store.writer() as session:
+        upserts.flag_missing_products(session, seen_ids=["1", "2"], now=T0)
+    with store.session() as session:
+        known = upserts.all_known_products(session)
+        ids = upserts.all_product_ids_by_code(session)
+        by_id = {p.external_id: p.id for p in session.scalars(select(Product))}
+    assert {key: missing for key, (_digest, missing) in known.items()} == {"1": False, "2": False, "3": True}
+    assert known["1"][0] == product("1", code="A")["content_hash"]
+    assert ids == {"A": min(by_id["1"], by_id["3"]), "B": by_id["2"]}  # a repeated code links to the lowest id
+
+
+def test_prices_link_through_a_given_code_map_without_a_lookup(store: Store, monkeypatch: Any) -> None:
+    def no_lookup(*_args: Any, **_kwargs: Any) -> dict[str, int]:
+        raise AssertionError("looked up")
+
+    monkeypatch.setattr(upserts, "product_ids_by_code", no_lookup)
+    rows = [{"product_code": "A", "price_type_code": "RETAIL", "price": Decimal("7")}]
+    with store.writer() as session:
+        counts = upserts.upsert_prices(session, rows=rows, now=T0, product_ids={"A": 41})
+    assert counts.inserted == 1
+    with store.session() as session:
+        assert session.scalars(select(ProductPrice.product_id)).all() == [41]
+
+
+def test_analyze_refreshes_statistics_on_postgresql_and_is_a_no_op_on_sqlite(store: Store) -> None:
+    write_products(store, [product("1")])
+    with store.writer() as session:
+        upserts.analyze(session, tables=["products", "orders"])
+        with pytest.raises(ValueError, match="not a SmartUp table"):
+            upserts.analyze(session, tables=["sync_runs"])
+    if store.dialect != "postgresql":
+        return
+    with store.session() as session:
+        analyzed = session.execute(
+            text(
+                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+                " AND last_analyze IS NOT NULL ORDER BY relname"
+            )
+        ).scalars()
+        assert list(analyzed) == ["orders", "products"]

@@ -114,6 +114,72 @@ def test_first_sync_fills_the_tables_and_a_second_is_all_unchanged(tenant: Tenan
     assert again.details["prices"]["inserted"] == again.details["prices"]["updated"] == 0
 
 
+def test_many_small_batches_across_the_writers_give_the_same_tables(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job, "BATCH_SIZE", 3)  # on PostgreSQL two writers take the batches as they come
+    monkeypatch.setattr(job, "ANALYZE_FROM", 10)
+    first = tenant.products()
+    orders = tenant.orders()
+    assert first.status == orders.status == "SUCCESS", (first.error, orders.error)
+    assert first.counts["inserted"] == tenant.count(Product) == 40
+    assert orders.counts["inserted"] == tenant.count(Order) == 60
+    assert orders.details["lines_written"] == tenant.count(OrderLine)
+    assert first.details["prices"]["inserted"] == tenant.count(ProductPrice)
+    assert len(orders.details["windows"]) == 7  # 45 days in 7-day windows, all recorded once all is written
+    with tenant.store.session() as session:
+        unlinked = session.scalars(select(ProductPrice.product_code).where(ProductPrice.product_id.is_(None))).all()
+        line_orders = session.execute(
+            select(Order.line_count, func.count(OrderLine.id)).join(OrderLine).group_by(Order.id)
+        )
+        assert all(expected == written for expected, written in line_orders)
+    assert unlinked == []  # every price found its product: products were written before any price
+    tenant.now[0] = NOW + timedelta(hours=1)
+    assert tenant.products(full=True).counts["unchanged"] == 40
+    assert tenant.orders(days_back=45).counts["unchanged"] == 60
+
+
+def test_a_call_failing_after_earlier_windows_keeps_their_orders_written(tenant: Tenant) -> None:
+    tenant.products()
+    client = tenant.client()
+    real = client.export_orders
+    calls: list[dict[str, Any]] = []
+
+    def export_orders(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        if len(calls) == 3:
+            tenant.app.set_faults(malformed_next=1)
+        return real(**kwargs)
+
+    client.export_orders = export_orders  # type: ignore[method-assign]
+    result = job.sync_orders(tenant.store, tenant.settings, client=client, clock=tenant.clock, days_back=45)
+    assert result.status == "FAILED" and "malformed" in (result.error or "")
+    assert len(result.details["windows"]) == 2 and result.cursor_after is None
+    assert 0 < result.counts["inserted"] == tenant.count(Order) < 60
+
+
+def test_a_failed_write_stops_the_run_and_drops_the_batches_after_it(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant.products()
+    monkeypatch.setattr(job, "BATCH_SIZE", 5)
+    real = job.upserts.upsert_orders
+    writes: list[int] = []
+
+    def upsert_orders(session: Any, **kwargs: Any) -> Any:
+        writes.append(len(kwargs["orders"]))
+        if len(writes) == 2:
+            raise LockedError("the store refused the batch", "try again")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(job.upserts, "upsert_orders", upsert_orders)
+    result = tenant.orders(days_back=45)
+    assert result.status == "FAILED" and "refused the batch" in (result.error or "")
+    assert result.details["windows"] == [] and result.cursor_after is None
+    assert tenant.count(Order) == result.counts["inserted"] < 60
+    assert len(writes) < 12  # 60 orders in batches of 5: the rest was dropped, not written
+
+
 def test_one_upstream_edit_gives_exactly_one_update_and_its_lines(tenant: Tenant) -> None:
     tenant.products()
     tenant.orders()
@@ -276,9 +342,8 @@ class ScriptedExport:
     def __iter__(self) -> Iterator[Any]:
         yield from self.items
 
-    def with_text(self) -> Iterator[tuple[Any, str]]:
-        for item in self.items:
-            yield item, json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    def raw_items(self) -> list[bytes]:
+        return [json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode() for item in self.items]
 
     def close(self) -> None:
         pass
@@ -435,7 +500,7 @@ def test_a_held_job_lock_refuses_a_second_run(tenant: Tenant) -> None:
     assert tenant.count(SyncRun) == 0
 
 
-def test_a_product_repeated_in_a_later_batch_of_a_first_sync_is_counted_exactly(
+def test_a_product_repeated_in_a_later_batch_is_written_once_and_a_different_repeat_is_failed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(job, "BATCH_SIZE", 2)
@@ -443,6 +508,10 @@ def test_a_product_repeated_in_a_later_batch_of_a_first_sync_is_counted_exactly(
     juice = {"product_id": "2", "code": "P2", "name": "Juice", "state": "A"}
     source = ScriptedSource(products=[water, juice, {**water, "name": "Water 2"}, juice])
     result = job.sync_products(store, load_settings({}), client=source, clock=lambda: NOW)
-    assert result.counts == {"fetched": 4, "inserted": 2, "updated": 1, "unchanged": 1, "failed": 0}
+    assert result.counts == {"fetched": 4, "inserted": 2, "updated": 0, "unchanged": 1, "failed": 1}
+    assert result.status == "PARTIAL"
+    assert result.details["failures"] == [
+        {"id": "1", "reason": "product_id appears twice in one answer with different content; the first item is kept"}
+    ]
     with store.session() as session:
-        assert sorted(session.scalars(select(Product.name))) == ["Juice", "Water 2"]
+        assert sorted(session.scalars(select(Product.name))) == ["Juice", "Water"]
