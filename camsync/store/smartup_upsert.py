@@ -136,14 +136,24 @@ def load_product_links(session: Session) -> ProductLinks:
     return ProductLinks(all_product_ids_by_code(session), by_barcode)
 
 
+# The columns the sync's own lookups filter on: their statistics are cheap to take (a full ANALYZE of the raw
+# JSON costs seconds) and keep the lookups on their indexes; autovacuum takes the rest in its own time.
+LOOKUP_COLUMNS = {
+    "products": "external_source, external_id, code",
+    "product_prices": "product_code, price_type_code",
+    "orders": "source_external_id",
+    "order_lines": "order_id",
+}
+
+
 def analyze(session: Session, *, tables: Collection[str]) -> None:
-    """Refresh the planner statistics of SmartUp tables after a large load (PostgreSQL; nothing on SQLite)."""
-    unknown = [name for name in tables if name not in ("products", "product_prices", "orders", "order_lines")]
+    """Refresh the planner statistics of the lookup columns of SmartUp tables after a large load (PostgreSQL)."""
+    unknown = [name for name in tables if name not in LOOKUP_COLUMNS]
     if unknown:
         raise ValueError(f"not a SmartUp table: {', '.join(unknown)}")
     if _is_postgres(session):
         for name in tables:
-            _driver(session).execute(f"ANALYZE {name}")
+            _driver(session).execute(f"ANALYZE {name} ({LOOKUP_COLUMNS[name]})")
 
 
 def _lookup(session: Session, sql: str, params: list[Any], keys: list[str]) -> list[tuple[Any, ...]]:
