@@ -189,7 +189,7 @@ class Export:
     def _read(self) -> Answer:
         reader = BodyReader(self._response.iter_bytes())
         try:
-            body = reader.read()
+            body = reader.read(_content_length(self._response))
         except MalformedAnswer as exc:
             raise self._malformed(exc, "") from None
         except httpx.HTTPError as exc:
@@ -510,6 +510,17 @@ def _error_object(text: str) -> dict[str, str]:
     if not isinstance(value, dict) or not _text(value.get("error_code")):
         return {}
     return {"error_code": _text(value.get("error_code")), "message": _text(value.get("message"))}
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The announced length of a plain (not content-encoded) body, when there is one."""
+    if response.headers.get("content-encoding", "identity").lower() != "identity":
+        return None
+    try:
+        length = int(response.headers.get("content-length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 def _text(value: Any) -> str:

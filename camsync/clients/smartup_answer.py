@@ -58,14 +58,30 @@ class BodyReader:
         self._limit = MAX_ANSWER_BYTES if limit is None else limit
         self.size = 0
 
-    def read(self) -> bytearray:
-        """The whole body; raises `BodyTooLarge`, or whatever the chunk source raises when the connection breaks."""
-        buffer = bytearray()
+    def read(self, expected: int | None = None) -> bytearray:
+        """The whole body; raises `BodyTooLarge`, or whatever the chunk source raises when the connection breaks.
+
+        `expected` (the Content-Length) sizes the buffer once, so a large body is never copied while it grows.
+        """
+        if expected is not None and expected > self._limit:
+            raise BodyTooLarge(f"the answer is larger than {self._limit // (1024 * 1024)} MB", offset=0)
+        buffer = bytearray(expected or 0)
+        view = memoryview(buffer) if expected else None
         for chunk in self._chunks:
-            self.size += len(chunk)
+            start, self.size = self.size, self.size + len(chunk)
             if self.size > self._limit:
                 raise BodyTooLarge(f"the answer is larger than {self._limit // (1024 * 1024)} MB", offset=self.size)
+            if view is not None and self.size <= len(buffer):
+                view[start : self.size] = chunk
+                continue
+            if view is not None:  # longer than announced: carry on growing
+                view.release()
+                view = None
+                del buffer[start:]
             buffer += chunk
+        if view is not None:
+            view.release()
+            del buffer[self.size :]  # shorter than announced
         return buffer
 
 

@@ -26,7 +26,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import islice
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -56,6 +55,7 @@ JOB = "smartup"
 PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the two jobs by
 ORDERS_LOCK = "smartup-orders"
 BATCH_SIZE = 3000
+BATCH_BYTES = 6 * 1024 * 1024
 PRODUCTS_OVERLAP = timedelta(days=1)
 ORDERS_OVERLAP_DAYS = 1
 FULL_REFRESH_EVERY = timedelta(hours=24)
@@ -352,9 +352,18 @@ class _Job:
         return stopped
 
     def batches(self, export: Export) -> Iterator[list[Any]]:
-        """Batches of the items as the raw JSON SmartUp sent (decoded only when they must be)."""
-        items = iter(export.raw_items())
-        while batch := list(islice(items, BATCH_SIZE)):
+        """Batches of the items as the raw JSON SmartUp sent (decoded only when they must be): at most
+        `BATCH_SIZE` items and about `BATCH_BYTES` of JSON, so that large items (orders with many lines) come in
+        smaller batches and the batches in flight stay within a bounded memory."""
+        batch: list[Any] = []
+        size = 0
+        for item in export.raw_items():
+            batch.append(item)
+            size += len(item)
+            if len(batch) >= BATCH_SIZE or size >= BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+        if batch:
             yield batch
 
     def fingerprints(self, batch: list[Any], key_field: str, seen: dict[str, str]) -> list[Fingerprint]:

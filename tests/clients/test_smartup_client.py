@@ -677,3 +677,24 @@ def test_raw_items_are_each_items_json_exactly_as_sent() -> None:
     assert [item["product_id"] for item in items] == ["1", "2"]
     assert items[0]["name"] == "Чай ч"
     assert export.limits is not None and export.limits.left_limit_quant == 5
+
+
+@pytest.mark.parametrize("announced", [None, 0, 10, 31, 32, 33, 1000])
+def test_the_body_is_read_whole_whatever_length_was_announced(announced: int | None) -> None:
+    body = b'{"inventory":[{"code":"A"}]}    '  # 32 bytes
+    reader = smartup_answer.BodyReader([body[:7], body[7:20], body[20:]])
+    assert bytes(reader.read(announced)) == body
+    assert reader.size == len(body)
+
+
+def test_an_announced_length_over_the_cap_is_refused_before_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(smartup_answer, "MAX_ANSWER_BYTES", 1000)
+    read: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        read.append(b"x")
+        yield b"{}"
+
+    with pytest.raises(smartup_answer.BodyTooLarge):
+        smartup_answer.BodyReader(chunks()).read(5000)
+    assert read == []

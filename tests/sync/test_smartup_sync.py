@@ -139,6 +139,14 @@ def test_many_small_batches_across_the_writers_give_the_same_tables(
     assert tenant.orders(days_back=45).counts["unchanged"] == 60
 
 
+def test_batches_are_cut_by_item_count_and_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(job, "BATCH_SIZE", 3)
+    monkeypatch.setattr(job, "BATCH_BYTES", 100)
+    items = [{"deal_id": str(i), "note": "n" * (60 if i in (3, 4) else 1)} for i in range(8)]
+    sizes = [len(batch) for batch in job._Job.batches(None, ScriptedExport(items))]  # type: ignore[arg-type]
+    assert sizes == [3, 2, 3]  # 3 small ones; 2 large ones reach 100 bytes; the rest
+
+
 def test_a_call_failing_after_earlier_windows_keeps_their_orders_written(tenant: Tenant) -> None:
     tenant.products()
     client = tenant.client()
