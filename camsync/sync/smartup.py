@@ -1,8 +1,10 @@
 """The SmartUp pull: products and orders into the store, change-aware, in windows, inside the daily call budget.
 
-What is committed when: items are written in batches of `BATCH_SIZE`, one transaction per batch (an order and
-its lines always in the same one), so a failure never leaves a batch half-written; batches already committed
-stay, and since every write is an idempotent upsert a replay of them changes nothing. A run's cursor
+What is committed when: items are written in batches of at most `BATCH_SIZE` items or `BATCH_BYTES` of JSON, one
+transaction per batch (an order and its lines always in the same one), so a failure never leaves a batch
+half-written; batches already committed stay, and since every write is an idempotent upsert a replay of them
+changes nothing. On PostgreSQL `WRITERS` connections write batches side by side while the next ones are decoded
+(keys repeated within an answer are dropped before, so the order of the writes does not matter). A run's cursor
 (`cursor_after`) is only set when the whole run succeeded, so a failed or partial run is re-done next time.
 
 Products: incremental by `begin_modified_on` from the last successful run's start minus a day; a full refresh
@@ -56,6 +58,7 @@ PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the two jobs by
 ORDERS_LOCK = "smartup-orders"
 BATCH_SIZE = 3000
 BATCH_BYTES = 6 * 1024 * 1024
+WRITERS = 2  # PostgreSQL connections writing batches side by side (SQLite and dry runs: one, in order)
 PRODUCTS_OVERLAP = timedelta(days=1)
 ORDERS_OVERLAP_DAYS = 1
 FULL_REFRESH_EVERY = timedelta(hours=24)
@@ -252,7 +255,7 @@ class _Job:
         self.dry_run = dry_run
         self.tz = ZoneInfo(settings.smartup_timezone)
         self.budget = _Budget(store, settings, source, clock)
-        self.writer = _BatchWriter(2 if store.dialect == "postgresql" and not dry_run else 1)
+        self.writer = _BatchWriter(WRITERS if store.dialect == "postgresql" and not dry_run else 1)
         self.fresh: set[str] = set()
         self.lock = threading.Lock()
         # PostgreSQL: hash, look up and map on this thread and only write on the writer thread (its unique keys
@@ -776,11 +779,12 @@ class _OrdersJob(_Job):
 
 
 class _BatchWriter:
-    """Processes batches in order on one background thread, so the database works while the next batch is read.
+    """Writes batches on `workers` background threads, so the database works while the next batch is read.
 
-    Each batch is its own transaction, exactly as when written inline; at most `IN_FLIGHT` batches wait, which
-    bounds memory. `drain` waits for all and raises the first error; `abandon` (on an error elsewhere) drops the
-    batches not started yet and waits for the one being written.
+    Each batch is its own transaction, exactly as when written inline; with one worker they are written in order.
+    At most `IN_FLIGHT` batches wait besides those being written, which bounds memory. `drain` waits for all and
+    raises the first error; once a batch failed (`failed`), `abandon` drops the batches not started yet and waits
+    for those being written.
     """
 
     IN_FLIGHT = 2
