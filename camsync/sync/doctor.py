@@ -357,9 +357,7 @@ def smartup_auth_fix(settings: Settings) -> str:
 def _probe_smartup(client: SmartupClient, settings: Settings) -> tuple[Check, Check]:
     not_probed = _skip(SMARTUP_BUDGET, "unknown: the probe did not get through")
     try:
-        with client.export_products(code=PROBE_REFERENCE) as export:
-            for _item in export:
-                pass
+        client.export_products(code=PROBE_REFERENCE).close()  # the answer is read and checked as it comes
     except SmartupAuthError as exc:
         refused = _fail(SMARTUP, f"SmartUp answered {exc.status}: the login was refused", smartup_auth_fix(settings))
         return refused, not_probed

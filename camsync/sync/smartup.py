@@ -152,7 +152,8 @@ def sync_products(
     """
     with _job_locks(store, (PRODUCTS_LOCK,), lock), _client_scope(settings, client) as source, _bulk_gc():
         job = _ProductsJob(store, settings, source, clock, dry_run)
-        return job.run(full=full, trigger=trigger, parent_id=parent_id)
+        with job.writer:
+            return job.run(full=full, trigger=trigger, parent_id=parent_id)
 
 
 def sync_orders(
@@ -176,7 +177,8 @@ def sync_orders(
     _check_window_options(days_back, since, until)
     with _job_locks(store, (ORDERS_LOCK,), lock), _client_scope(settings, client) as source, _bulk_gc():
         job = _OrdersJob(store, settings, source, clock, dry_run)
-        return job.run(days_back=days_back, since=since, until=until, trigger=trigger, parent_id=parent_id)
+        with job.writer:
+            return job.run(days_back=days_back, since=since, until=until, trigger=trigger, parent_id=parent_id)
 
 
 def sync_order(
@@ -195,7 +197,8 @@ def sync_order(
         raise UsageError("DEAL_ID is empty", "Pass the SmartUp deal_id of the order")
     with _job_locks(store, (ORDERS_LOCK,), lock), _client_scope(settings, client) as source:
         job = _OrdersJob(store, settings, source, clock, dry_run)
-        return job.run_one(deal_id=deal_id.strip(), trigger=trigger)
+        with job.writer:
+            return job.run_one(deal_id=deal_id.strip(), trigger=trigger)
 
 
 def sync_all(
@@ -826,6 +829,13 @@ class _BatchWriter:
     def close(self) -> None:
         self.abandon()
         self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> _BatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Whatever ended the run (an unexpected error included), no batch is written after it."""
+        self.close()
 
 
 # --- the call budget -----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -186,6 +187,30 @@ def test_a_failed_write_stops_the_run_and_drops_the_batches_after_it(
     assert result.details["windows"] == [] and result.cursor_after is None
     assert tenant.count(Order) == result.counts["inserted"] < 60
     assert len(writes) < 12  # 60 orders in batches of 5: the rest was dropped, not written
+
+
+def test_an_unexpected_write_error_fails_the_run_and_nothing_is_written_after_it(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant.products()
+    monkeypatch.setattr(job, "BATCH_SIZE", 5)
+    real = job.upserts.upsert_orders
+    writes: list[int] = []
+
+    def upsert_orders(session: Any, **kwargs: Any) -> Any:
+        writes.append(1)
+        if len(writes) == 2:
+            raise RuntimeError("disk on fire")
+        return real(session, **kwargs)
+
+    monkeypatch.setattr(job.upserts, "upsert_orders", upsert_orders)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        tenant.orders(days_back=45)
+    assert not [t for t in threading.enumerate() if t.name.startswith("smartup-writer")]  # stopped with the run
+    with tenant.store.session() as session:
+        row = session.scalars(select(SyncRun).where(SyncRun.run_type == "orders")).one()
+    assert row.status == "FAILED" and "disk on fire" in (row.error_message or "")
+    assert len(writes) < 12
 
 
 def test_one_upstream_edit_gives_exactly_one_update_and_its_lines(tenant: Tenant) -> None:
