@@ -548,7 +548,7 @@ class _ProductsJob(_Job):
             if self.split:
                 with self.store.session() as session:
                     self.code_ids = upserts.all_product_ids_by_code(session)
-            seen: set[str] = set()
+            seen: dict[str, Any] = {}
             for batch in self.batches(export):
                 rows = self._price_rows(batch, tally, seen)
                 if rows and not self.dry_run:
@@ -569,8 +569,9 @@ class _ProductsJob(_Job):
             tally["inserted"] += counts.inserted
             tally["updated"] += counts.updated
 
-    def _price_rows(self, batch: list[Any], tally: dict[str, int], seen: set[str]) -> list[dict[str, Any]]:
-        """The price rows of a batch; a (product, price type) seen before in the answer keeps its first price."""
+    def _price_rows(self, batch: list[Any], tally: dict[str, int], seen: dict[str, Any]) -> list[dict[str, Any]]:
+        """The price rows of a batch. A (product, price type) seen before in the answer is written once: the same
+        price again is dropped quietly, a different one is counted failed and the first is kept."""
         rows = []
         for item in batch:
             tally["fetched"] += 1
@@ -582,13 +583,14 @@ class _ProductsJob(_Job):
                 continue
             for row in mapped:
                 key = f"{row['product_code']}\x00{row['price_type_code']}"
-                if key in seen:
+                first = seen.get(key)
+                if first is None:
+                    seen[key] = row["price"]
+                    rows.append(row)
+                elif first != row["price"]:
                     tally["failed"] += 1
-                    reason = f"price type {row['price_type_code']} appears twice; the first price is kept"
+                    reason = f"price type {row['price_type_code']} has two prices; the first is kept"
                     self.fail_item(ItemError(row["product_code"], reason), counted=False)
-                    continue
-                seen.add(key)
-                rows.append(row)
         return rows
 
 

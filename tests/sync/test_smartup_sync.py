@@ -148,6 +148,27 @@ def test_batches_are_cut_by_item_count_and_by_bytes(monkeypatch: pytest.MonkeyPa
     assert sizes == [3, 2, 3]  # 3 small ones; 2 large ones reach 100 bytes; the rest
 
 
+def test_a_price_repeated_in_the_answer_is_written_once_and_a_different_one_is_failed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job, "BATCH_SIZE", 1)  # the repeats come in later batches
+    source = ScriptedSource(
+        products=[{"product_id": "1", "code": "P1", "name": "Water", "state": "A"}],
+        prices=[
+            {"inventory_code": "P1", "price_type": [price("R", "9.5"), price("W", "8")]},
+            {"inventory_code": "P1", "price_type": [price("R", "9.50")]},  # the same price again
+            {"inventory_code": "P1", "price_type": [price("W", "7")]},  # another price
+        ],
+    )
+    result = job.sync_products(store, load_settings({}), client=source, clock=lambda: NOW)
+    assert result.details["prices"] == {"fetched": 3, "inserted": 2, "updated": 0, "failed": 1}
+    assert result.status == "PARTIAL"
+    assert result.details["failures"] == [{"id": "P1", "reason": "price type W has two prices; the first is kept"}]
+    with store.session() as session:
+        stored = {p.price_type_code: p.price for p in session.scalars(select(ProductPrice))}
+    assert stored == {"R": Decimal("9.5"), "W": Decimal("8")}
+
+
 def test_a_call_failing_after_earlier_windows_keeps_their_orders_written(tenant: Tenant) -> None:
     tenant.products()
     client = tenant.client()
@@ -393,6 +414,7 @@ class ScriptedSource:
     orders: list[Any] = field(default_factory=list)
     products: list[Any] = field(default_factory=list)
     fail_orders: Exception | None = None
+    prices: list[Any] = field(default_factory=list)
     calls: dict[BudgetClass, int] = field(default_factory=lambda: dict.fromkeys(BudgetClass, 0))
     last_limits: dict[BudgetClass, Limits] = field(default_factory=dict)
 
@@ -408,7 +430,11 @@ class ScriptedSource:
 
     def export_prices(self) -> ScriptedExport:
         self.calls[BudgetClass.REFERENCE] += 1
-        return ScriptedExport([{"inventory_code": "P1", "price_type": [{"price_type_code": "R", "price": "9.5"}]}])
+        return ScriptedExport(self.prices or [{"inventory_code": "P1", "price_type": [price("R", "9.5")]}])
+
+
+def price(kind: str, amount: str) -> dict[str, str]:
+    return {"price_type_code": kind, "price": amount}
 
 
 def good_order(deal_id: str, **fields: Any) -> dict[str, Any]:
