@@ -601,6 +601,7 @@ class _OrdersJob(_Job):
     def __init__(self, store: Store, settings: Settings, source: ExportSource, clock: Clock, dry_run: bool) -> None:
         super().__init__(store, settings, source, clock, dry_run)
         self.mapper = OrderMapper(tz=self.tz, limits=_ORDER_LIMITS, line_limits=_LINE_LIMITS)
+        self.handed: set[str] = set()  # deal_ids handed to the writers in this run
 
     def run(
         self, *, days_back: int | None, since: date | None, until: date | None, trigger: str, parent_id: int | None
@@ -705,6 +706,11 @@ class _OrdersJob(_Job):
         if not self.split:
             self.writer.submit(self._orders_in_one_transaction, prints)
             return
+        if any(fp.key in self.handed for fp in prints):
+            # An order an earlier window had as well (it changed meanwhile): its earlier write lands first, so
+            # the later version wins and no two writers hold the same order.
+            self.writer.drain()
+        self.handed.update(fp.key for fp in prints)
         with self.store.session() as session:
             known = self._known_orders(session, prints)
             orders, lines = self._order_rows(prints, known)

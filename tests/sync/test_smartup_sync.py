@@ -169,6 +169,30 @@ def test_a_price_repeated_in_the_answer_is_written_once_and_a_different_one_is_f
     assert stored == {"R": Decimal("9.5"), "W": Decimal("8")}
 
 
+def test_an_order_changed_during_the_run_comes_again_in_a_later_window_and_its_later_version_wins(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant.products()
+    monkeypatch.setattr(job, "BATCH_SIZE", 2)
+    client = tenant.client()
+    real = client.export_orders
+    edited: list[str] = []
+
+    def export_orders(**kwargs: Any) -> Any:
+        export = real(**kwargs)
+        if not edited and export.count:
+            edited.append(json.loads(bytes(export.raw_items()[0]))["deal_id"])
+            tenant.app.edit_order(edited[0], status="B#S")  # now modified today: the last window has it too
+        return export
+
+    client.export_orders = export_orders  # type: ignore[method-assign]
+    result = job.sync_orders(tenant.store, tenant.settings, client=client, clock=tenant.clock, days_back=45)
+    assert result.status == "SUCCESS", result.error
+    assert result.counts == {"fetched": 61, "inserted": 60, "updated": 1, "unchanged": 0, "failed": 0}
+    with tenant.store.session() as session:
+        assert session.scalars(select(Order.status).where(Order.source_external_id == edited[0])).one() == "B#S"
+
+
 def test_a_call_failing_after_earlier_windows_keeps_their_orders_written(tenant: Tenant) -> None:
     tenant.products()
     client = tenant.client()
