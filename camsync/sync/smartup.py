@@ -58,7 +58,7 @@ PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the two jobs by
 ORDERS_LOCK = "smartup-orders"
 BATCH_SIZE = 3000
 BATCH_BYTES = 6 * 1024 * 1024
-WRITERS = 2  # PostgreSQL connections writing batches side by side (SQLite and dry runs: one, in order)
+WRITERS = 3  # PostgreSQL connections writing batches side by side (SQLite and dry runs: one, in order)
 PRODUCTS_OVERLAP = timedelta(days=1)
 ORDERS_OVERLAP_DAYS = 1
 FULL_REFRESH_EVERY = timedelta(hours=24)
