@@ -255,7 +255,7 @@ def upsert_products(
 def upsert_orders(
     session: Session,
     *,
-    orders: Sequence[Mapping[str, Any]],
+    orders: Sequence[dict[str, Any]],
     lines: Mapping[str, Sequence[dict[str, Any]]],
     now: datetime,
     links: ProductLinks | None = None,
@@ -265,10 +265,13 @@ def upsert_orders(
 
     Lines are linked to products by code, else by barcode: through `links` when given, else by lookups.
     `existing`: the deal_ids among `orders` already stored, when the caller looked them up in this transaction.
+    The row dicts are the write's own: their timestamps (and the lines' links) are set in place.
     """
     if not orders:
         return WriteCounts()
-    values = [{**row, "created_at": now, "updated_at": now} for row in orders]
+    values = orders
+    for row in values:  # the rows are this write's: the timestamps go in place (no copy of 50,000 dicts)
+        row["created_at"] = row["updated_at"] = now
     set_columns = [c for c in ORDER_COLUMNS if c != "created_at"]
     where = "orders.content_hash IS DISTINCT FROM excluded.content_hash"
     if _is_postgres(session):
@@ -313,7 +316,7 @@ def upsert_orders(
 def upsert_prices(
     session: Session,
     *,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[dict[str, Any]],
     now: datetime,
     assume_new: bool = False,
     product_ids: Mapping[str, int] | None = None,
@@ -323,6 +326,7 @@ def upsert_prices(
     `assume_new` (PostgreSQL only) skips the lookup of stored prices: right for a table that was empty when the
     run began; a price that exists after all is caught by the unique key and merged, still counted exactly.
     `product_ids`: code → product id of every product (`all_product_ids_by_code`), instead of a lookup per batch.
+    The row dicts are the write's own: the product link and the time are set in place.
     """
     if not rows:
         return WriteCounts()
@@ -335,7 +339,10 @@ def upsert_prices(
         return WriteCounts()
     if product_ids is None:
         product_ids = product_ids_by_code(session, codes={row["product_code"] for row in changed})
-    values = [{**row, "product_id": product_ids.get(row["product_code"]), "updated_at": now} for row in changed]
+    values = changed
+    for row in values:  # the rows are this write's: the link and the time go in place
+        row["product_id"] = product_ids.get(row["product_code"])
+        row["updated_at"] = now
     columns = ("product_id", "product_code", "price_type_code", "price", "updated_at")
     where = "product_prices.price IS DISTINCT FROM excluded.price"
     if _is_postgres(session):
