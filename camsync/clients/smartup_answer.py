@@ -64,13 +64,15 @@ class BodyReader:
         `expected` (the Content-Length) sizes the buffer once, so a large body is never copied while it grows.
         """
         if expected is not None and expected > self._limit:
-            raise BodyTooLarge(f"the answer is larger than {self._limit // (1024 * 1024)} MB", offset=0)
+            raise BodyTooLarge(f"the answer announces {expected:,} bytes, more than the {self._limit:,} read at most")
         buffer = bytearray(expected or 0)
         view = memoryview(buffer) if expected else None
         for chunk in self._chunks:
             start, self.size = self.size, self.size + len(chunk)
             if self.size > self._limit:
-                raise BodyTooLarge(f"the answer is larger than {self._limit // (1024 * 1024)} MB", offset=self.size)
+                raise BodyTooLarge(
+                    f"the answer is larger than the {self._limit:,} bytes read at most", offset=self.size
+                )
             if view is not None and self.size <= len(buffer):
                 view[start : self.size] = chunk
                 continue
