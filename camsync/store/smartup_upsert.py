@@ -39,6 +39,7 @@ from camsync.store.smartup import (
 )
 
 LOOKUP_CHUNK = 5000
+SMARTUP_TABLES = ("products", "product_prices", "orders", "order_lines")
 _JSON_LIST_COLUMNS = ("barcodes", "group_codes")
 _LINE_WRITE_COLUMNS = (*LINE_COLUMNS, "product_id")
 
@@ -108,7 +109,7 @@ def product_ids_by_code(session: Session, *, codes: Collection[str]) -> dict[str
 
 def is_empty(session: Session, *, table_name: str) -> bool:
     """Whether one of the SmartUp tables holds no row at all."""
-    if table_name not in ("products", "product_prices", "orders", "order_lines"):
+    if table_name not in SMARTUP_TABLES:
         raise ValueError(f"not a SmartUp table: {table_name}")
     return session.execute(text(f"SELECT 1 FROM {table_name} LIMIT 1")).first() is None  # noqa: S608
 
@@ -148,7 +149,7 @@ LOOKUP_COLUMNS = {
 
 def analyze(session: Session, *, tables: Collection[str]) -> None:
     """Refresh the planner statistics of the lookup columns of SmartUp tables after a large load (PostgreSQL)."""
-    unknown = [name for name in tables if name not in LOOKUP_COLUMNS]
+    unknown = [name for name in tables if name not in SMARTUP_TABLES]
     if unknown:
         raise ValueError(f"not a SmartUp table: {', '.join(unknown)}")
     if _is_postgres(session):

@@ -115,7 +115,7 @@ def fingerprint_raw(source: bytes | msgspec.Raw, *, key_field: str) -> Fingerpri
     SmartUp answers the same item with the same text, so an unchanged item hashes the same from run to run.
     """
     try:
-        key = _check_key(getattr(_key_decoder(key_field).decode(source), key_field), key_field)
+        key = _check_key(getattr(_key_decoder(key_field).decode(source), key_field))
     except (msgspec.DecodeError, _Slow):
         key = _key(_decoded_object(source), key_field)
     return _sealed(key, source)
@@ -129,11 +129,16 @@ def _sealed(key: str, data: bytes | msgspec.Raw) -> Fingerprint:
     return Fingerprint(key, digest, data)
 
 
-def _decoded_object(source: bytes | msgspec.Raw) -> dict[str, Any]:
+def _decoded(source: bytes | msgspec.Raw) -> Any:
+    """An item's raw JSON decoded; ItemError when it is not JSON after all."""
     try:
-        item = msgspec.json.decode(source)
+        return msgspec.json.decode(source)
     except msgspec.DecodeError as exc:
         raise ItemError(None, f"item is not valid JSON: {exc}") from None
+
+
+def _decoded_object(source: bytes | msgspec.Raw) -> dict[str, Any]:
+    item = _decoded(source)
     if not isinstance(item, dict):
         raise ItemError(None, f"item is {_kind(item)}, not an object")
     return item
@@ -348,7 +353,7 @@ def _key(item: Mapping[str, Any], key_field: str) -> str:
     return value
 
 
-def _check_key(value: str, key_field: str) -> str:
+def _check_key(value: str) -> str:
     """A key the fast path takes as it is (non-blank, unpadded, short); anything else goes the plain way."""
     if not value or len(value) > MAX_KEY_CHARS or value[0].isspace() or value[-1].isspace():
         raise _Slow
@@ -516,12 +521,13 @@ class _FastMapper:
     def __init__(self) -> None:
         self.values = _Values()
 
-    def _typed(self, plan: Plan, fields: dict[str, Any]) -> dict[str, Any]:
-        """Convert the numbers and days of a struct's fields in place."""
-        for name in _kinds(plan, _NUMBER):
-            fields[name] = self.values.number(fields[name])
-        for name in _kinds(plan, _DAY):
-            fields[name] = self.values.day(fields[name])
+    def _typed(self, fields: dict[str, Any], numbers: tuple[str, ...], days: tuple[str, ...]) -> dict[str, Any]:
+        """Convert the `numbers` and `days` among a struct's fields in place."""
+        number, day = self.values.number, self.values.day
+        for name in numbers:
+            fields[name] = number(fields[name])
+        for name in days:
+            fields[name] = day(fields[name])
         return fields
 
 
@@ -533,6 +539,7 @@ class ProductMapper(_FastMapper):
         self.limits = limits
         self._decoder = _product_decoder(_frozen(limits))
         self._numbers = _kinds(_PRODUCT_PLAN, _NUMBER)
+        self._days = _kinds(_PRODUCT_PLAN, _DAY)
 
     def __call__(self, fp: Fingerprint) -> dict[str, Any]:
         try:
@@ -542,15 +549,13 @@ class ProductMapper(_FastMapper):
 
     def _fast(self, fp: Fingerprint) -> dict[str, Any]:
         item = self._decoder.decode(fp.source)
-        row = msgspec.structs.asdict(item)
+        row = self._typed(msgspec.structs.asdict(item), self._numbers, self._days)
         state = row.pop("state")
         if state not in ("A", "P"):
             raise _Slow
         del row["product_id"]
         barcodes = row.pop("barcodes")
         groups = row.pop("groups")
-        for name in self._numbers:
-            row[name] = self.values.number(row[name])
         row["external_id"] = fp.key
         row.update(
             barcodes=split_barcodes(barcodes or ""),
@@ -572,6 +577,8 @@ class OrderMapper(_FastMapper):
         self.limits = limits
         self.line_limits = line_limits
         self._decoder = _order_decoder(_frozen(limits), _frozen(line_limits))
+        self._numbers = _kinds(_ORDER_PLAN, _NUMBER)
+        self._days = _kinds(_ORDER_PLAN, _DAY)
         self._line_numbers = _kinds(_LINE_PLAN, _NUMBER)
         self._line_days = _kinds(_LINE_PLAN, _DAY)
 
@@ -584,10 +591,13 @@ class OrderMapper(_FastMapper):
 
     def _fast(self, fp: Fingerprint) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         item = self._decoder.decode(fp.source)
-        lines = [self._line(line) for line in item.order_products or ()]
+        lines = [
+            self._typed(msgspec.structs.asdict(line), self._line_numbers, self._line_days)
+            for line in item.order_products or ()
+        ]
         if len({line["product_unit_id"] for line in lines}) != len(lines):
             raise _Slow
-        order = self._typed(_ORDER_PLAN, msgspec.structs.asdict(item))
+        order = self._typed(msgspec.structs.asdict(item), self._numbers, self._days)
         del order["deal_id"], order["order_products"]
         status = order["status"]
         try:
@@ -604,15 +614,6 @@ class OrderMapper(_FastMapper):
         )
         return order, lines
 
-    def _line(self, line: Any) -> dict[str, Any]:
-        fields = msgspec.structs.asdict(line)
-        number, day = self.values.number, self.values.day
-        for name in self._line_numbers:
-            fields[name] = number(fields[name])
-        for name in self._line_days:
-            fields[name] = day(fields[name])
-        return fields
-
 
 class PriceMapper(_FastMapper):
     """`product_prices` rows from raw prices-export items: the fast path, else `map_prices`."""
@@ -626,15 +627,11 @@ class PriceMapper(_FastMapper):
         try:
             return self._fast(source)
         except (msgspec.DecodeError, _Slow):
-            try:
-                item = msgspec.json.decode(source)
-            except msgspec.DecodeError as exc:
-                raise ItemError(None, f"item is not valid JSON: {exc}") from None
-            return map_prices(item, limits=self.limits)
+            return map_prices(_decoded(source), limits=self.limits)
 
     def _fast(self, source: bytes | msgspec.Raw) -> list[dict[str, Any]]:
         item = self._decoder.decode(source)
-        code = _check_key(item.inventory_code, "inventory_code")
+        code = _check_key(item.inventory_code)
         rows = []
         for entry in item.price_type or ():
             price = self.values.number(entry.price)
