@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from camsync.sandbox.server import RunningSandbox
+from camsync.commands.sandbox_serve import chance, loopback, serve_until_stopped, write_port_file
 
 
 class OnOff(StrEnum):
@@ -28,14 +27,8 @@ class AuthMode(StrEnum):
     none = "none"
 
 
-def _loopback(host: str) -> str:
-    if host not in ("localhost", "::1") and not host.startswith("127."):
-        raise typer.BadParameter("the sandbox serves on loopback only (127.0.0.1, localhost or ::1)")
-    return host
-
-
 def luna(
-    host: Annotated[str, typer.Option("--host", callback=_loopback, help="Loopback address to bind.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", callback=loopback, help="Loopback address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to bind; 0 picks a free one.")] = 8470,
     latency: Annotated[float, typer.Option("--latency", min=0.0, help="Seconds slept in every API request.")] = 0.0,
     waiting_seconds: Annotated[
@@ -44,9 +37,7 @@ def luna(
     in_progress_seconds: Annotated[
         float, typer.Option("--in-progress-seconds", min=0.0, help="Seconds it then stays InProgress.")
     ] = 1.0,
-    failure_rate: Annotated[
-        float, typer.Option("--failure-rate", min=0.0, max=1.0, help="Share of work orders that end Failed.")
-    ] = 0.0,
+    failure_rate: Annotated[float, chance("--failure-rate", help="Share of work orders that end Failed.")] = 0.0,
     idempotency: Annotated[
         OnOff, typer.Option("--idempotency", help="on: a repeated client reference creates no new work order.")
     ] = OnOff.on,
@@ -75,22 +66,15 @@ def luna(
     unknown_meters: Annotated[
         str, typer.Option("--unknown-meters", help="Comma list of meter numbers answered 404 METER_NOT_FOUND.")
     ] = "",
-    error_rate: Annotated[float, typer.Option("--error-rate", min=0.0, max=1.0, help="Share of 503 answers.")] = 0.0,
-    rate_limit_rate: Annotated[
-        float, typer.Option("--rate-limit-rate", min=0.0, max=1.0, help="Share of 429 answers.")
-    ] = 0.0,
+    error_rate: Annotated[float, chance("--error-rate", help="Share of 503 answers.")] = 0.0,
+    rate_limit_rate: Annotated[float, chance("--rate-limit-rate", help="Share of 429 answers.")] = 0.0,
     retry_after: Annotated[
         float, typer.Option("--retry-after", min=0.0, help="Retry-After seconds sent with a 429.")
     ] = 1.0,
     drop_after_commit_rate: Annotated[
-        float,
-        typer.Option(
-            "--drop-after-commit-rate", min=0.0, max=1.0, help="Share of creates stored, then left unanswered."
-        ),
+        float, chance("--drop-after-commit-rate", help="Share of creates stored, then left unanswered.")
     ] = 0.0,
-    malformed_rate: Annotated[
-        float, typer.Option("--malformed-rate", min=0.0, max=1.0, help="Share of success bodies cut in half.")
-    ] = 0.0,
+    malformed_rate: Annotated[float, chance("--malformed-rate", help="Share of success bodies cut in half.")] = 0.0,
     slow_poll_seconds: Annotated[
         float, typer.Option("--slow-poll-seconds", min=0.0, help="Extra seconds slept in every status poll.")
     ] = 0.0,
@@ -107,7 +91,8 @@ def luna(
     verbose: Annotated[bool, typer.Option("--log-requests", help="Log every request to stderr.")] = False,
 ) -> None:
     """Serve the LUNA OASYS simulator on loopback until Ctrl-C or SIGTERM."""
-    from camsync.sandbox.luna import LunaSandboxConfig, split_meters, start_luna_sandbox
+    from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
+    from camsync.sandbox.luna_config import split_meters
 
     config = LunaSandboxConfig(
         latency=latency,
@@ -135,37 +120,15 @@ def luna(
         seed=seed,
     )
     running = start_luna_sandbox(config, host=host, port=port, verbose=verbose)
-    try:
+
+    def announce() -> None:
         if port_file is not None:
-            _write_port_file(port_file, running.server.server_address[1])
+            write_port_file(port_file, running.server.server_address[1])
         typer.echo(f"LUNA OASYS sandbox serving on {running.url} (Ctrl-C to stop). Use it with:")
         for line in config.env_lines(running.url):
             typer.echo(f"  {line}")
-        _wait_for_stop(running)
+
+    try:
+        serve_until_stopped(running, announce=announce)
     finally:
         running.stop()
-
-
-def _write_port_file(path: Path, port: int) -> None:
-    """Write the port atomically, so that a script polling the file never reads half of it."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(f"{port}\n", encoding="utf-8")
-    partial.replace(path)
-
-
-def _wait_for_stop(running: RunningSandbox) -> None:
-    """Block until Ctrl-C or SIGTERM (or the server thread ends)."""
-    import signal
-    import threading
-
-    stop = threading.Event()
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
-    try:
-        while not stop.wait(0.2) and running.thread.is_alive():
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from camsync.commands.sandbox_serve import chance, serve_until_stopped
+
 
 def _chance(what: str) -> typer.models.OptionInfo:
-    return typer.Option(min=0.0, max=1.0, help=f"Chance (0..1) of {what}.")
+    return chance(help=f"Chance (0..1) of {what}.")
 
 
 def smartup(
@@ -45,9 +47,6 @@ def smartup(
     error_json: Annotated[float, _chance("error JSON under HTTP 200")] = 0.0,
 ) -> None:
     """Serve a simulated SmartUp tenant on loopback; prints the env lines that point camsync at it."""
-    import signal
-    import threading
-
     from camsync.errors import UsageError
     from camsync.sandbox.smartup import SmartupFaults, SmartupSandboxConfig, start_smartup_sandbox
 
@@ -70,23 +69,18 @@ def smartup(
         raise typer.BadParameter(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot serve on {host}:{port} ({exc.strerror})", "Choose another --port") from None
-    stop = threading.Event()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
-    typer.echo(f"SmartUp sandbox serving on {running.url} ({products} products, {orders} orders, seed {seed})")
-    typer.echo(f"SMARTUP_BASE_URL={running.url}")
-    typer.echo(f"SMARTUP_BASIC_USER={user}")
-    typer.echo(f"SMARTUP_BASIC_PASS={password}")
-    typer.echo(f"SMARTUP_PROJECT_CODE={project_code}")
-    typer.echo(f"SMARTUP_FILIAL_ID={filial_id}")
-    typer.echo("Press Ctrl-C to stop.")
+
+    def announce() -> None:
+        typer.echo(f"SmartUp sandbox serving on {running.url} ({products} products, {orders} orders, seed {seed})")
+        typer.echo(f"SMARTUP_BASE_URL={running.url}")
+        typer.echo(f"SMARTUP_BASIC_USER={user}")
+        typer.echo(f"SMARTUP_BASIC_PASS={password}")
+        typer.echo(f"SMARTUP_PROJECT_CODE={project_code}")
+        typer.echo(f"SMARTUP_FILIAL_ID={filial_id}")
+        typer.echo("Press Ctrl-C to stop.")
+
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(running, announce=announce)
     finally:
         running.stop()
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
     typer.echo("SmartUp sandbox stopped.")

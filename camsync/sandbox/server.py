@@ -1,8 +1,8 @@
 """A small threaded HTTP server for the simulators: real sockets on loopback, in-process or in the foreground.
 
-A simulator subclasses `SandboxHandler` and implements `route(method, path, query, headers, body)`, returning a
-`Reply`. Faults that are about the connection (dropping it after the answer was decided) are a `Reply` with
-`drop=True`.
+A simulator subclasses `SandboxApp` and implements `route(request)`, returning a `Reply`, or raising `Refusal`
+from anywhere below it to answer at once (an error, a refused login). Faults that are about the connection
+(dropping it after the answer was decided) are a `Reply` with `drop=True`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,18 @@ class Reply:
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+class Refusal(Exception):
+    """An answer raised from inside a simulator: the server sends `reply` instead of what `route` would return."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
 @dataclass(frozen=True)
 class Request:
+    """One HTTP request as a simulator sees it: headers lower-cased, the query parsed, the body read."""
+
     method: str
     path: str  # percent-decoded (`%24` arrives as `$`)
     query: Mapping[str, list[str]]
@@ -47,7 +57,13 @@ class Request:
     body: bytes
 
     def json(self) -> Any:
+        """The body as JSON, None when it is empty; raises ValueError when it is not JSON."""
         return json.loads(self.body.decode("utf-8")) if self.body.strip() else None
+
+    @property
+    def route_path(self) -> str:
+        """The path without trailing slashes (`/` for the root): what simulators route on."""
+        return self.path.rstrip("/") or "/"
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -68,7 +84,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
-        reply = self.server.app.route(request)
+        try:
+            reply = self.server.app.route(request)
+        except Refusal as refusal:
+            reply = refusal.reply
         if reply.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -91,9 +110,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
 
 class SandboxApp:
-    """What a simulator implements."""
+    """What a simulator implements: one answer per request."""
 
     def route(self, request: Request) -> Reply:  # pragma: no cover - abstract
+        """Answer one request (or raise `Refusal`)."""
         raise NotImplementedError
 
 

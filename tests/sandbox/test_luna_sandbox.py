@@ -300,7 +300,7 @@ def test_an_unknown_work_order_answers_404(luna: Callable[..., Harness]) -> None
 
 
 def test_unknown_routes_answer_404_and_wrong_methods_405(luna: Callable[..., Harness]) -> None:
-    h = luna()
+    h = luna(route_errors="json")  # the default answers them as a web server's HTML page: test_luna_realism.py
     assert h.client.get("/workorders/a/b").json()["error"]["code"] == "NOT_FOUND"
     assert h.client.delete("/workorders/WO-000001").status_code == 405
     assert h.client.put("/workorders").status_code == 405

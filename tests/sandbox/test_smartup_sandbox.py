@@ -18,14 +18,13 @@ import httpx
 import pytest
 
 from camsync.sandbox.server import RunningSandbox
-from camsync.sandbox.smartup import (
+from camsync.sandbox.smartup import SmartupSandbox, start_smartup_sandbox
+from camsync.sandbox.smartup_config import (
     AUTH_TEXT,
     BUDGET_ERROR_CODE,
     RANGE_ERROR_CODE,
     SmartupFaults,
-    SmartupSandbox,
     SmartupSandboxConfig,
-    start_smartup_sandbox,
 )
 from camsync.sandbox.smartup_data import ORDER_STATUSES, Filial, generate_smartup_data
 
