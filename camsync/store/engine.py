@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
@@ -35,6 +36,17 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+def create_private(path: Path) -> None:
+    """Create `path` empty, readable and writable by its owner only (0600), unless it exists already."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
+def open_private(path: Path | str) -> IO[str]:
+    """Open `path` for appending and reading; created 0600 when missing (lock files beside the store)."""
+    return os.fdopen(os.open(path, os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o600), "a+")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; a SQLite file's folder is created when missing."""
     try:
@@ -46,7 +58,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path = Path(parsed.database).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(path)  # SQLite gives its -wal and -shm files the database file's mode
         engine = create_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         _sqlite_setup(engine)
         return engine

@@ -1,7 +1,8 @@
 """One lock per job, so overlapping cron runs and a worker never run one job twice at once.
 
-PostgreSQL: a session-level advisory lock held on a dedicated connection for the job's duration; it is freed by
-the server when the process (and so its connection) dies. SQLite: an exclusive `flock` on a file beside the
+PostgreSQL: a session-level advisory lock held on a dedicated connection for the job's duration, keyed on the
+store (database and schema) and the job, so stores in two schemas of one database never block each other; it is
+freed by the server when the process (and so its connection) dies. SQLite: an exclusive `flock` on a file beside the
 database; the kernel frees it when the process dies. Either way a dead process's lock frees itself.
 """
 
@@ -15,15 +16,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from camsync.errors import LockedError
-from camsync.store.engine import Store
+from camsync.store.engine import Store, open_private
 
 
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit key for a job name."""
-    return int.from_bytes(hashlib.blake2b(f"camsync:{name}".encode(), digest_size=8).digest(), "big", signed=True)
+def lock_key(name: str, store_id: str = "") -> int:
+    """A stable signed 64-bit key for a job name within one store (its database and schema on PostgreSQL)."""
+    seed = f"camsync:{store_id}:{name}" if store_id else f"camsync:{name}"
+    return int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _pg_store_id(conn: Connection) -> str:
+    """Advisory locks are database-wide: two stores in two schemas of one database must not share a key."""
+    row = conn.execute(text("SELECT current_database(), current_schema()")).one()
+    conn.commit()
+    return f"{row[0]}/{row[1]}"
 
 
 def _lock_path(store: Store, name: str) -> Path:
@@ -59,7 +68,7 @@ def job_lock(
     """Hold the lock of job `name` for the block; raise LockedError when it is still taken after `wait` seconds."""
     if store.dialect == "postgresql":
         with store.engine.connect() as conn:
-            key = lock_key(name)
+            key = lock_key(name, _pg_store_id(conn))
 
             def try_pg() -> bool:
                 got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
@@ -77,7 +86,7 @@ def job_lock(
                 conn.commit()
         return
     path = _lock_path(store, name)
-    with open(path, "a+") as handle:
+    with open_private(path) as handle:
 
         def try_file() -> bool:
             try:

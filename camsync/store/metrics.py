@@ -1,4 +1,4 @@
-"""Read-only queries behind the monitoring outputs: each job's newest runs and the SmartUp runs' recorded budgets.
+"""Read-only queries behind the monitoring outputs: each job's newest runs and the details its runs recorded.
 
 Dry runs (`details.dry_run` true) are recorded in the ledger but synced nothing, so they never count as a job's
 last run or last success here.

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 
 import camsync
+from camsync.store.engine import open_private
 
 # The newest revision; tests/store/test_migrations.py checks it against the scripts.
 SCHEMA_HEAD = "0004"
@@ -63,7 +64,7 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
         return
-    with open(f"{database}.migrate-lock", "a+") as lock_file:
+    with open_private(f"{database}.migrate-lock") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             with engine.connect() as conn:

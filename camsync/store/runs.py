@@ -105,7 +105,7 @@ def get_run(session: Session, *, run_id: int) -> SyncRun | None:
 
 
 def child_runs(session: Session, *, parent_id: int) -> Sequence[SyncRun]:
-    """The runs started inside a run (a full SmartUp sync, a run-all pass)."""
+    """The runs started inside a run (the parts of a job run in two, the jobs of a run-all pass)."""
     return session.scalars(select(SyncRun).where(SyncRun.parent_id == parent_id).order_by(SyncRun.id)).all()
 
 
@@ -117,3 +117,46 @@ def last_run(
     if run_type:
         query = query.where(SyncRun.run_type == run_type)
     return session.scalars(query.order_by(SyncRun.id.desc()).limit(1)).first()
+
+
+def last_cursor_run(session: Session, *, job: str, run_type: str) -> SyncRun | None:
+    """The newest successful run of `job`/`run_type` that moved the cursor."""
+    query = (
+        select(SyncRun)
+        .where(
+            SyncRun.job == job,
+            SyncRun.run_type == run_type,
+            SyncRun.status == "SUCCESS",
+            SyncRun.cursor_after.is_not(None),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def last_full_refresh(session: Session, *, job: str, run_type: str) -> SyncRun | None:
+    """The newest successful run whose details say it was a full refresh."""
+    query = (
+        select(SyncRun)
+        .where(
+            SyncRun.job == job,
+            SyncRun.run_type == run_type,
+            SyncRun.status == "SUCCESS",
+            SyncRun.details["full_refresh"].as_boolean().is_(True),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def recent_run_details(session: Session, *, job: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The details of the newest finished runs of `job`, newest first."""
+    query = (
+        select(SyncRun.details)
+        .where(SyncRun.job == job, SyncRun.status != "RUNNING", SyncRun.details.is_not(None))
+        .order_by(SyncRun.id.desc())
+        .limit(limit)
+    )
+    return [details for details in session.scalars(query) if isinstance(details, dict)]

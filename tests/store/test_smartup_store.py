@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from camsync.store import smartup_upsert as upserts
+from camsync.store import smartup_reads as reads
+from camsync.store import smartup_writes as writes
 from camsync.store.engine import Store
-from camsync.store.runs import create_run, finish_run
+from camsync.store.runs import create_run, finish_run, last_cursor_run, last_full_refresh, recent_run_details
 from camsync.store.smartup import Order, OrderLine, Product, ProductPrice, text_limits
 
 T0 = datetime(2026, 6, 25, 10, 0, tzinfo=UTC)
@@ -96,14 +97,14 @@ def line(unit: str, *, code: str | None = None, barcode: str | None = None, quan
     }
 
 
-def write_products(store: Store, rows: list[dict], now: datetime = T0) -> upserts.WriteCounts:
+def write_products(store: Store, rows: list[dict], now: datetime = T0) -> writes.WriteCounts:
     with store.writer() as session:
-        return upserts.upsert_products(session, rows=rows, now=now)
+        return writes.upsert_products(session, rows=rows, now=now)
 
 
-def write_orders(store: Store, orders: list[dict], lines: dict[str, list[dict]]) -> upserts.WriteCounts:
+def write_orders(store: Store, orders: list[dict], lines: dict[str, list[dict]]) -> writes.WriteCounts:
     with store.writer() as session:
-        return upserts.upsert_orders(session, orders=orders, lines=lines, now=T0)
+        return writes.upsert_orders(session, orders=orders, lines=lines, now=T0)
 
 
 def test_products_insert_then_unchanged_then_one_update(store: Store) -> None:
@@ -129,13 +130,13 @@ def test_products_insert_then_unchanged_then_one_update(store: Store) -> None:
 def test_missing_products_are_flagged_kept_and_unflagged_when_seen_again(store: Store) -> None:
     write_products(store, [product("1"), product("2"), product("3")])
     with store.writer() as session:
-        assert upserts.flag_missing_products(session, seen_ids={"1", "3"}, now=T0) == 1
+        assert writes.flag_missing_products(session, seen_ids={"1", "3"}, now=T0) == 1
     with store.writer() as session:
-        assert upserts.flag_missing_products(session, seen_ids={"1", "3"}, now=T0) == 0  # already flagged
+        assert writes.flag_missing_products(session, seen_ids={"1", "3"}, now=T0) == 0  # already flagged
     with store.session() as session:
         assert session.scalar(select(Product.missing_upstream).where(Product.external_id == "2")) is True
         assert session.scalar(select(Product.missing_since).where(Product.external_id == "2")) == T0
-        assert upserts.known_products(session, external_ids=["2"]) == {"2": ("h-2-Water", True)}
+        assert reads.known_products(session, external_ids=["2"]) == {"2": ("h-2-Water", True)}
     counts = write_products(store, [product("2")])  # back upstream with the same content: rewritten, unflagged
     assert (counts.inserted, counts.updated) == (0, 1)
     with store.session() as session:
@@ -185,11 +186,11 @@ def test_prices_upsert_counts_and_links(store: Store) -> None:
         {"product_code": "ZZ", "price_type_code": "RETAIL", "price": Decimal("5")},
     ]
     with store.writer() as session:
-        counts = upserts.upsert_prices(session, rows=rows, now=T0)
+        counts = writes.upsert_prices(session, rows=rows, now=T0)
     assert (counts.inserted, counts.updated) == (3, 0)
     rows[1] = {**rows[1], "price": Decimal("95")}
     with store.writer() as session:
-        counts = upserts.upsert_prices(session, rows=rows, now=T0)
+        counts = writes.upsert_prices(session, rows=rows, now=T0)
     assert (counts.inserted, counts.updated) == (0, 1)
     with store.session() as session:
         prices = {(p.product_code, p.price_type_code): p for p in session.scalars(select(ProductPrice))}
@@ -201,10 +202,10 @@ def test_a_failed_batch_writes_nothing(store: Store) -> None:
     bad = product("2", name="x" * 2000)  # longer than the column: PostgreSQL refuses, SQLite is stopped by the raise
     try:
         with store.writer() as session:
-            upserts.upsert_products(session, rows=[product("1")], now=T0)
+            writes.upsert_products(session, rows=[product("1")], now=T0)
             if store.dialect == "sqlite":
                 raise RuntimeError("simulated failure inside the batch")
-            upserts.upsert_products(session, rows=[bad], now=T0)
+            writes.upsert_products(session, rows=[bad], now=T0)
     except Exception:
         pass
     with store.session() as session:
@@ -225,10 +226,10 @@ def test_ledger_queries_for_cursor_and_full_refresh(store: Store) -> None:
     run("FAILED", None, {"full_refresh": True})
     run("SUCCESS", None, {"dry_run": True})
     with store.session() as session:
-        assert upserts.last_cursor_run(session, job="smartup", run_type="products").id == incremental
-        assert upserts.last_full_refresh(session, job="smartup", run_type="products").id == full
-        assert upserts.last_cursor_run(session, job="smartup", run_type="orders") is None
-        assert len(upserts.recent_run_details(session, job="smartup")) == 4
+        assert last_cursor_run(session, job="smartup", run_type="products").id == incremental
+        assert last_full_refresh(session, job="smartup", run_type="products").id == full
+        assert last_cursor_run(session, job="smartup", run_type="orders") is None
+        assert len(recent_run_details(session, job="smartup")) == 4
 
 
 def test_text_limits_come_from_the_columns() -> None:
@@ -240,7 +241,7 @@ def test_a_row_inserted_by_another_writer_meanwhile_is_merged_not_duplicated(sto
     if store.dialect != "postgresql":
         pytest.skip("SQLite writers are serialised by BEGIN IMMEDIATE: the lookup cannot go stale")
     write_products(store, [product("1")])
-    monkeypatch.setattr(upserts, "known_products", lambda session, *, external_ids: {})  # a stale lookup
+    monkeypatch.setattr(writes, "known_products", lambda session, *, external_ids: {})  # a stale lookup
     counts = write_products(store, [product("1", name="Juice"), product("2")])
     assert (counts.inserted, counts.updated) == (1, 1)
     with store.session() as session:
@@ -250,10 +251,10 @@ def test_a_row_inserted_by_another_writer_meanwhile_is_merged_not_duplicated(sto
 def test_whole_table_reads_for_a_full_refresh(store: Store) -> None:
     write_products(store, [product("1", code="A"), product("2", code="B"), product("3", code="A")])
     with store.writer() as session:
-        upserts.flag_missing_products(session, seen_ids=["1", "2"], now=T0)
+        writes.flag_missing_products(session, seen_ids=["1", "2"], now=T0)
     with store.session() as session:
-        known = upserts.all_known_products(session)
-        ids = upserts.all_product_ids_by_code(session)
+        known = reads.all_known_products(session)
+        ids = reads.all_product_ids_by_code(session)
         by_id = {p.external_id: p.id for p in session.scalars(select(Product))}
     assert {key: missing for key, (_digest, missing) in known.items()} == {"1": False, "2": False, "3": True}
     assert known["1"][0] == product("1", code="A")["content_hash"]
@@ -264,10 +265,10 @@ def test_prices_link_through_a_given_code_map_without_a_lookup(store: Store, mon
     def no_lookup(*_args: Any, **_kwargs: Any) -> dict[str, int]:
         raise AssertionError("looked up")
 
-    monkeypatch.setattr(upserts, "product_ids_by_code", no_lookup)
+    monkeypatch.setattr(writes, "product_ids_by_code", no_lookup)
     rows = [{"product_code": "A", "price_type_code": "RETAIL", "price": Decimal("7")}]
     with store.writer() as session:
-        counts = upserts.upsert_prices(session, rows=rows, now=T0, product_ids={"A": 41})
+        counts = writes.upsert_prices(session, rows=rows, now=T0, product_ids={"A": 41})
     assert counts.inserted == 1
     with store.session() as session:
         assert session.scalars(select(ProductPrice.product_id)).all() == [41]
@@ -276,9 +277,9 @@ def test_prices_link_through_a_given_code_map_without_a_lookup(store: Store, mon
 def test_analyze_refreshes_statistics_on_postgresql_and_is_a_no_op_on_sqlite(store: Store) -> None:
     write_products(store, [product("1")])
     with store.writer() as session:
-        upserts.analyze(session, tables=["products", "orders"])
+        writes.analyze(session, tables=["products", "orders"])
         with pytest.raises(ValueError, match="not a SmartUp table"):
-            upserts.analyze(session, tables=["sync_runs"])
+            writes.analyze(session, tables=["sync_runs"])
     if store.dialect != "postgresql":
         return
     with store.session() as session:
