@@ -1,7 +1,7 @@
 """The shared httpx setup and the one retry policy of every upstream client.
 
 `HttpService.send` retries connection errors, 5xx and 429 with exponential backoff and full jitter, honouring
-`Retry-After` (seconds or an HTTP date) up to a cap. Requests that must not be repeated blindly (a LUNA create)
+`Retry-After` (seconds or an HTTP date) up to a cap. Requests that must not be repeated blindly (a create)
 pass `retry_unsent_only=True`: then only failures that prove the request never left (connect errors) are
 retried, and anything else is raised as an `OutcomeUnknown` for the caller to settle.
 """
@@ -9,6 +9,8 @@ retried, and anything else is raised as an `OutcomeUnknown` for the caller to se
 from __future__ import annotations
 
 import random
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from typing import Any
 import httpx
 
 from camsync import __version__
-from camsync.errors import UpstreamError
+from camsync.errors import EndpointError, UpstreamError
 from camsync.logs import redact
+from camsync.redaction import hide_url_credentials
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"camsync/{__version__}"
@@ -142,8 +145,30 @@ class HttpService:
             try:
                 request = self.client.build_request(method, url, **kwargs)
                 response = self.client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise EndpointError(
+                    f"{self.service} URL {_safe_url(url)} cannot be used: {_short(exc)}",
+                    "Check the URL setting: it must be http:// or https:// with a host",
+                    service=self.service,
+                ) from None
+            except httpx.ConnectError as exc:
+                if _tls_refused(exc):
+                    raise EndpointError(
+                        f"{self.service} at {_origin(url, self.client)}: the TLS certificate does not verify "
+                        f"({_short(exc)})",
+                        "Fix the server's certificate, or set VERIFY_TLS=false for a test server",
+                        service=self.service,
+                    ) from None
                 error: UpstreamError = UpstreamError(
+                    f"{self.service} at {_origin(url, self.client)} is unreachable: {_short(exc)}"
+                    + (" (the host name does not resolve)" if _no_such_host(exc) else ""),
+                    "Check the URL setting and the network",
+                    service=self.service,
+                    retryable=True,
+                )
+                retry_after = None
+            except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                error = UpstreamError(
                     f"{self.service} at {_origin(url, self.client)} is unreachable: {_short(exc)}",
                     "Check the URL setting and the network",
                     service=self.service,
@@ -194,6 +219,30 @@ def _peek(response: httpx.Response, stream: bool) -> str:
         if stream:
             response.close()
     return redact(text[:200])
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 8:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _tls_refused(exc: BaseException) -> bool:
+    """Whether a connect error is a certificate that does not verify (not a network failure)."""
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(exc)) or (
+        "CERTIFICATE_VERIFY_FAILED" in str(exc)
+    )
+
+
+def _no_such_host(exc: BaseException) -> bool:
+    return any(isinstance(e, socket.gaierror) for e in _causes(exc))
+
+
+def _safe_url(url: str) -> str:
+    return redact(hide_url_credentials(url))
 
 
 def _path(url: str) -> str:

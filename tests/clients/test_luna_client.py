@@ -12,16 +12,15 @@ import pytest
 from mock_http import Recorder
 
 from camsync.clients.http import OutcomeUnknown, RetryPolicy
-from camsync.clients.luna import (
+from camsync.clients.luna_rest import LunaClient, json_amount
+from camsync.clients.luna_target import (
     LookupAmbiguous,
     LookupUnavailable,
     LunaAuthError,
     LunaBusy,
-    LunaClient,
     LunaError,
     LunaRejected,
     LunaResponseError,
-    json_amount,
 )
 from camsync.errors import UpstreamError
 from camsync.settings import load_settings
@@ -88,10 +87,28 @@ def test_create_uses_the_configured_field_names() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "expected"),
-    [("1500.00", "1500"), ("1500", "1500"), ("1500.50", "1500.5"), ("0.25", "0.25"), ("1000000.10", "1000000.1")],
+    [
+        ("1500.00", "1500"),
+        ("1500", "1500"),
+        ("1500.50", "1500.5"),
+        ("1250.50", "1250.5"),
+        ("0.25", "0.25"),
+        ("1000000.10", "1000000.1"),
+        ("12345678901234567.89", "12345678901234567.89"),
+        ("2E+3", "2000"),
+    ],
 )
 def test_amount_is_a_json_number_without_useless_decimals(amount: str, expected: str) -> None:
-    assert json.dumps(json_amount(Decimal(amount))) == expected
+    assert json_amount(Decimal(amount)) == expected
+
+
+def test_the_create_body_carries_the_amount_exactly_as_a_json_number() -> None:
+    recorder = Recorder(created())
+    create(make_client(recorder), amount="12345678901234567.89")
+    content = recorder.requests[0].content.decode()
+    assert '"CreditAmount":12345678901234567.89,' in content
+    body = json.loads(content, parse_float=Decimal)
+    assert body["WorkOrderInputs"]["CreditAmount"] == Decimal("12345678901234567.89")
 
 
 def test_bearer_token_when_set() -> None:

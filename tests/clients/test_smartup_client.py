@@ -17,17 +17,15 @@ from mock_http import Recorder
 
 from camsync.clients import smartup_answer
 from camsync.clients.http import RetryPolicy
-from camsync.clients.smartup import (
-    BudgetClass,
-    Export,
-    Limits,
+from camsync.clients.smartup import Export, SmartupClient
+from camsync.clients.smartup_errors import (
     SmartupApiError,
     SmartupAuthError,
     SmartupBudgetError,
-    SmartupClient,
     SmartupError,
     SmartupResponseError,
 )
+from camsync.clients.smartup_limits import BudgetClass, Limits
 from camsync.errors import ConfigError, UpstreamError, UsageError
 from camsync.settings import load_settings
 

@@ -1,4 +1,5 @@
-"""The LUNA OASYS client: LoadCredit work orders, their status, lookup by client reference, meter readouts.
+"""The LUNA OASYS REST client (a `LunaTarget`): LoadCredit work orders, their status, lookup by client
+reference, meter readouts.
 
 Every endpoint and field name is configurable exactly as in the agent camsync replaces (`LUNA_*_URL`
 templates, `LUNA_AMOUNT_FIELD`, `LUNA_CLIENT_REF_FIELD`, `LUNA_STATUS_FIELD`). Answers are parsed tolerantly
@@ -19,83 +20,54 @@ from urllib.parse import quote
 import httpx
 
 from camsync.clients.http import HttpService, OutcomeUnknown, RetryPolicy, build_client
-from camsync.errors import UpstreamError
+from camsync.clients.luna_rest_answers import (
+    describe,
+    error_layers,
+    error_of,
+    first_value,
+    is_duplicate,
+    items_of,
+    json_body,
+    json_or_none,
+    path_of,
+    snippet,
+    text_of,
+)
+from camsync.clients.luna_target import (
+    SERVICE,
+    LookupAmbiguous,
+    LookupUnavailable,
+    LunaAuthError,
+    LunaBusy,
+    LunaEndpointError,
+    LunaError,
+    LunaRejected,
+    LunaResponseError,
+    WorkOrder,
+)
+from camsync.errors import EndpointError, UpstreamError
 from camsync.logs import get_logger, redact, register_secret
 from camsync.settings import Settings
 
-log = get_logger(__name__)
+log = get_logger("camsync.clients.luna")
 
-SERVICE = "LUNA"
 LOOKUP_DISABLED = "none"
 DUPLICATE_CODE = "DUPLICATE_REFERENCE"
 IN_PROGRESS_CODE = "WORK_ORDER_IN_PROGRESS"
-_LIST_KEYS = ("data", "items", "WorkOrders", "workOrders", "work_orders", "results")
 _FAILURE_KEYS = ("FailureReason", "failureReason", "failure_reason")
-
-__all__ = [
-    "LookupAmbiguous",
-    "LookupUnavailable",
-    "LunaAuthError",
-    "LunaBusy",
-    "LunaClient",
-    "LunaError",
-    "LunaRejected",
-    "LunaResponseError",
-    "LunaUrls",
-    "OutcomeUnknown",
-    "WorkOrder",
-]
+URL_HINT = "Check LUNA_BASE_URL (and LUNA_CREATE_URL, LUNA_STATUS_URL, LUNA_LOOKUP_URL if set)"
+# error codes a server gives any unknown path: a 404 carrying one is about the URL, not about the txn
+GENERIC_CODES = frozenset({"NOT_FOUND", "ROUTE_NOT_FOUND", "NO_ROUTE", "METHOD_NOT_ALLOWED", "404", "HTTP_404"})
+# statuses that only ever speak of the endpoint (a method, a media type, a route that is gone)
+ENDPOINT_STATUSES = frozenset({405, 406, 410, 415, 501})
 
 
-@dataclass(frozen=True)
-class WorkOrder:
-    """A work order as LUNA described it; `raw` is the whole answer (envelope included)."""
-
-    id: str
-    status: str | None
-    failure_reason: str | None
-    raw: dict[str, Any]
-    reference: str | None = None
-    siblings: tuple[WorkOrder, ...] = ()  # every work order LUNA holds for the reference, when more than one
-
-
-class LunaError(UpstreamError):
-    """LUNA answered with an error, or with something camsync cannot use."""
-
-    def __init__(
-        self,
-        reason: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        retryable: bool = False,
-    ) -> None:
-        super().__init__(redact(reason), hint, service=SERVICE, status=status, code=code, retryable=retryable)
-
-
-class LunaRejected(LunaError):
-    """LUNA refused the work order (validation, unknown meter …): sending it again cannot succeed."""
-
-
-class LunaBusy(LunaError):
-    """Another work order runs on the same meter: send this one again later."""
-
-
-class LunaAuthError(LunaError):
-    """LUNA refused the credentials (401/403)."""
-
-
-class LunaResponseError(LunaError):
-    """A success answer that is not JSON, or carries no work-order id."""
-
-
-class LookupUnavailable(LunaError):
-    """Work orders cannot be looked up by client reference on this server."""
-
-
-class LookupAmbiguous(LunaError):
-    """A lookup answered work orders that do not carry the reference: whose they are is unknown."""
+def about_the_endpoint(status: int, code: str | None) -> bool:
+    """Whether an error answer speaks of the URL rather than of the txn: 404 without one of LUNA's own codes
+    (an HTML page, `NOT_FOUND` …), or a status that never concerns one work order."""
+    if status in ENDPOINT_STATUSES:
+        return True
+    return status == 404 and (not code or code.strip().upper() in GENERIC_CODES)
 
 
 @dataclass(frozen=True)
@@ -137,17 +109,40 @@ def fill(template: str, **values: str) -> str:
     return template
 
 
-def json_amount(amount: Decimal) -> int | float:
-    """The amount as a JSON number: 1500 for Decimal("1500.00"), 1500.5 for Decimal("1500.50")."""
+def json_amount(amount: Decimal) -> str:
+    """The amount as the text of a JSON number, exactly as written: "1500" for Decimal("1500.00"), "1250.5" for
+    Decimal("1250.50"), "12345678901234567.89" with every digit (a float would round it)."""
     if not amount.is_finite():
         raise ValueError(f"amount {amount} is not a finite number")
-    if amount == amount.to_integral_value():
-        return int(amount)
-    return float(amount)
+    text = f"{amount.normalize():f}"
+    return text if text != "-0" else "0"
+
+
+class _Number(str):
+    """A JSON number already written as text: `json_body` puts it in the body unquoted."""
+
+
+def json_body_bytes(body: dict[str, Any]) -> bytes:
+    """The body as compact UTF-8 JSON, each `_Number` written as the number it spells (no float on the way)."""
+    numbers: dict[str, str] = {}
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, _Number):
+            token = f"\u0000number{len(numbers)}\u0000"
+            numbers[json.dumps(token)] = str(value)
+            return token
+        if isinstance(value, dict):
+            return {key: mark(item) for key, item in value.items()}
+        return value
+
+    text = json.dumps(mark(body), ensure_ascii=False, separators=(",", ":"))
+    for quoted, number in numbers.items():
+        text = text.replace(quoted, number, 1)
+    return text.encode("utf-8")
 
 
 class LunaClient(HttpService):
-    """The LUNA OASYS REST API as camsync uses it."""
+    """The LUNA OASYS REST API as camsync uses it: a `LunaTarget` over HTTP, plus meter readouts."""
 
     service = SERVICE
 
@@ -212,6 +207,9 @@ class LunaClient(HttpService):
             return super().send(method, url, **kwargs)
         except OutcomeUnknown as exc:
             raise OutcomeUnknown(redact(exc.reason), service=SERVICE) from None
+        except EndpointError as exc:
+            hint = "Check VERIFY_TLS and the server's certificate" if "TLS" in exc.reason else URL_HINT
+            raise LunaEndpointError(exc.reason, hint) from None
         except UpstreamError as exc:
             raise UpstreamError(
                 redact(exc.reason), exc.hint, service=SERVICE, status=exc.status, code=exc.code, retryable=exc.retryable
@@ -229,7 +227,7 @@ class LunaClient(HttpService):
         return {
             "WorkOrderType": "LoadCredit",
             "MeterNumber": meter,
-            "WorkOrderInputs": {self.amount_field: json_amount(amount), "Currency": currency},
+            "WorkOrderInputs": {self.amount_field: _Number(json_amount(amount)), "Currency": currency},
             self.client_ref_field: txn_id,
         }
 
@@ -241,7 +239,7 @@ class LunaClient(HttpService):
         or UpstreamError(retryable=True) when LUNA could not be reached or stayed busy.
         """
         body = self.create_body(txn_id=txn_id, meter=meter, amount=amount, currency=currency)
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        content = json_body_bytes(body)
         headers = {"Idempotency-Key": txn_id, "Content-Type": "application/json"}
         try:
             response = self.send("POST", self.urls.create, retry_unsent_only=True, content=content, headers=headers)
@@ -253,34 +251,37 @@ class LunaClient(HttpService):
         if 200 <= status < 300:
             return self._work_order_from(response, what=f"the create of txn {txn_id}")
         if status >= 500 or status == 408:  # 408: the server gave up on a request it may have begun
-            raise OutcomeUnknown(f"LUNA POST {_path(self.urls.create)} answered HTTP {status}", service=SERVICE)
+            raise OutcomeUnknown(f"LUNA POST {path_of(self.urls.create)} answered HTTP {status}", service=SERVICE)
         if status < 400:
-            raise LunaError(
-                f"LUNA POST {_path(self.urls.create)} answered HTTP {status} (a redirect)",
-                "Check LUNA_BASE_URL and LUNA_CREATE_URL",
+            raise LunaEndpointError(
+                f"LUNA POST {path_of(self.urls.create)} answered HTTP {status} (a redirect): nothing was created",
+                "Check LUNA_BASE_URL and LUNA_CREATE_URL (https://, the right host and path)",
                 status=status,
             )
-        code, message = _error_of(response)
+        code, message = error_of(response)
         if status == 409:
-            if _is_duplicate(code, message):
+            if is_duplicate(code, message):
                 return self._existing(response, txn_id=txn_id, code=code)
             raise LunaBusy(
                 f"LUNA is busy with another work order for meter {meter} (txn {txn_id}): "
-                + _describe(status, code, message),
+                + describe(status, code, message),
                 "The top-up is sent again later",
                 status=status,
                 code=code or IN_PROGRESS_CODE,
                 retryable=True,
             )
         self._raise_auth(status, code, message)
-        if status in (404, 405) and not code:
-            raise LunaError(
-                f"LUNA POST {_path(self.urls.create)} answered HTTP {status} without an error code",
+        if about_the_endpoint(status, code):
+            raise LunaEndpointError(
+                f"LUNA POST {path_of(self.urls.create)} answered "
+                + describe(status, code, message)
+                + ": no such route, nothing was created",
                 "Check LUNA_BASE_URL and LUNA_CREATE_URL",
                 status=status,
+                code=code,
             )
         raise LunaRejected(
-            f"LUNA rejected the work order of txn {txn_id}: " + _describe(status, code, message),
+            f"LUNA rejected the work order of txn {txn_id}: " + describe(status, code, message),
             "Fix the top-up in PAY+ or retry it once LUNA accepts it",
             status=status,
             code=code,
@@ -288,7 +289,7 @@ class LunaClient(HttpService):
 
     def _existing(self, response: httpx.Response, *, txn_id: str, code: str | None) -> WorkOrder:
         order = None
-        for candidate in _error_layers(_json_or_none(response)):
+        for candidate in error_layers(json_or_none(response)):
             order = order or self._work_order(candidate, fallback_id=None)
         if order is not None:
             log.info("luna_duplicate", "work order already exists", txn=txn_id, work_order=order.id)
@@ -310,6 +311,25 @@ class LunaClient(HttpService):
             )
         return replace(found[0], siblings=tuple(found)) if len(found) > 1 else found[0]
 
+    def probe_create_route(self) -> str:
+        """Whether the create URL is a route of this server, without creating anything: a GET of it (the work-
+        order collection). Any answer but "no such route" proves the route; LunaEndpointError when it is not."""
+        response = self.send("GET", self.urls.create)
+        status = response.status_code
+        code, message = error_of(response)
+        self._raise_auth(status, code, message)
+        if (status == 404 and about_the_endpoint(status, code)) or 300 <= status < 400:
+            raise LunaEndpointError(
+                f"LUNA GET {path_of(self.urls.create)} answered "
+                + describe(status, code, message)
+                + ": no such route, so a create would fail",
+                "Check LUNA_BASE_URL (its path) and LUNA_CREATE_URL",
+                status=status,
+                code=code,
+            )
+        allowed = response.headers.get("Allow", "")
+        return f"HTTP {status}" + (f" (Allow: {allowed})" if allowed else "")
+
     # --- reads -----------------------------------------------------------------------------------------------
 
     def get_work_order(self, work_order_id: str) -> WorkOrder:
@@ -318,11 +338,19 @@ class LunaClient(HttpService):
         response = self.send("GET", url)
         if 200 <= response.status_code < 300:
             return self._work_order_from(response, what=f"work order {work_order_id}", fallback_id=work_order_id)
-        code, message = _error_of(response)
+        code, message = error_of(response)
         self._raise_auth(response.status_code, code, message)
+        if about_the_endpoint(response.status_code, code) or 300 <= response.status_code < 400:
+            raise LunaEndpointError(
+                f"LUNA GET work order {work_order_id} ({path_of(url)}): "
+                + describe(response.status_code, code, message)
+                + ": no such route",
+                "Check LUNA_BASE_URL and LUNA_STATUS_URL",
+                status=response.status_code,
+                code=code,
+            )
         raise LunaError(
-            f"LUNA GET work order {work_order_id}: " + _describe(response.status_code, code, message),
-            "Check LUNA_STATUS_URL" if response.status_code == 404 and not code else None,
+            f"LUNA GET work order {work_order_id}: " + describe(response.status_code, code, message),
             status=response.status_code,
             code=code,
         )
@@ -339,18 +367,18 @@ class LunaClient(HttpService):
         status = response.status_code
         if status in (404, 405, 501):
             raise LookupUnavailable(
-                f"LUNA has no lookup by client reference (HTTP {status} on {_path(self.urls.lookup)})",
+                f"LUNA has no lookup by client reference (HTTP {status} on {path_of(self.urls.lookup)})",
                 "Set LUNA_LOOKUP_URL to the right template, or to none",
                 status=status,
             )
         if status != 200:
-            code, message = _error_of(response)
+            code, message = error_of(response)
             self._raise_auth(status, code, message)
             raise LunaError(
-                f"LUNA lookup of txn {txn_id}: " + _describe(status, code, message), status=status, code=code
+                f"LUNA lookup of txn {txn_id}: " + describe(status, code, message), status=status, code=code
             )
-        payload = _json(response, what=f"the lookup of txn {txn_id}")
-        orders = [order for item in _items(payload) if (order := self._work_order(item, fallback_id=None))]
+        payload = json_body(response, what=f"the lookup of txn {txn_id}")
+        orders = [order for item in items_of(payload) if (order := self._work_order(item, fallback_id=None))]
         unnamed = [order.id for order in orders if order.reference is None]
         if unnamed:
             raise LookupAmbiguous(
@@ -365,14 +393,14 @@ class LunaClient(HttpService):
         """The meter's last readout (MeterNumber, ReadoutTime, Credit, Consumption, ValveStatus …)."""
         response = self.send("GET", fill(self.urls.lastread, meter=meter))
         if response.status_code != 200:
-            code, message = _error_of(response)
+            code, message = error_of(response)
             self._raise_auth(response.status_code, code, message)
             raise LunaError(
-                f"LUNA last readout of meter {meter}: " + _describe(response.status_code, code, message),
+                f"LUNA last readout of meter {meter}: " + describe(response.status_code, code, message),
                 status=response.status_code,
                 code=code,
             )
-        payload = _json(response, what=f"the last readout of meter {meter}")
+        payload = json_body(response, what=f"the last readout of meter {meter}")
         if isinstance(payload, dict) and isinstance(payload.get("data"), dict):
             payload = payload["data"]
         if not isinstance(payload, dict):
@@ -382,11 +410,11 @@ class LunaClient(HttpService):
     # --- parsing ---------------------------------------------------------------------------------------------
 
     def _work_order_from(self, response: httpx.Response, *, what: str, fallback_id: str | None = None) -> WorkOrder:
-        payload = _json(response, what=what)
+        payload = json_body(response, what=what)
         order = self._work_order(payload, fallback_id=fallback_id) if isinstance(payload, dict) else None
         if order is None:
             raise LunaResponseError(
-                f"LUNA answered {what} without a work-order id: {_snippet(response.text)}",
+                f"LUNA answered {what} without a work-order id: {snippet(response.text)}",
                 "Check LUNA_CREATE_URL and the work-order id field",
                 status=response.status_code,
             )
@@ -398,114 +426,23 @@ class LunaClient(HttpService):
             return None
         data = payload.get("data")
         layers: tuple[dict[str, Any], ...] = (payload, data) if isinstance(data, dict) else (payload,)
-        work_order_id = _first(layers, ("WorkOrderId", "id")) or fallback_id
+        work_order_id = first_value(layers, ("WorkOrderId", "id")) or fallback_id
         if work_order_id is None:
             return None
         return WorkOrder(
             id=str(work_order_id),
-            status=_text(_first(layers, (self.status_field, "status"))),
-            failure_reason=_text(_first(layers, _FAILURE_KEYS)),
+            status=text_of(first_value(layers, (self.status_field, "status"))),
+            failure_reason=text_of(first_value(layers, _FAILURE_KEYS)),
             raw=payload,
-            reference=_text(_first(layers, (self.client_ref_field,))),
+            reference=text_of(first_value(layers, (self.client_ref_field,))),
         )
 
     @staticmethod
     def _raise_auth(status: int, code: str | None, message: str | None) -> None:
         if status in (401, 403):
             raise LunaAuthError(
-                "LUNA refused the credentials: " + _describe(status, code, message),
+                "LUNA refused the credentials: " + describe(status, code, message),
                 "Check LUNA_TOKEN, or LUNA_USERNAME and LUNA_PASSWORD",
                 status=status,
                 code=code,
             )
-
-
-def _first(layers: tuple[dict[str, Any], ...], keys: tuple[str, ...]) -> Any:
-    """The first non-empty value of `keys`, looking through each layer in turn (answer, then its envelope)."""
-    for layer in layers:
-        for key in keys:
-            value = layer.get(key)
-            if value not in (None, ""):
-                return value
-    return None
-
-
-def _error_layers(payload: Any) -> list[dict[str, Any]]:
-    """The objects of an error answer that may name the existing work order."""
-    if not isinstance(payload, dict):
-        return []
-    error = payload.get("error")
-    layers = [payload]
-    if isinstance(error, dict):
-        layers += [error] + [value for key in ("details", "data") if isinstance(value := error.get(key), dict)]
-    return layers
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _items(payload: Any) -> list[Any]:
-    """The work orders of a lookup answer: a list, a list under a known key, or one object."""
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict):
-        for key in _LIST_KEYS:
-            value = payload.get(key)
-            if isinstance(value, list):
-                return value
-            if isinstance(value, dict) and key == "data":
-                return _items(value)
-        return [payload]
-    return []
-
-
-def _json(response: httpx.Response, *, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise LunaResponseError(
-            f"LUNA answered {what} with malformed JSON (HTTP {response.status_code}): {_snippet(response.text)}",
-            status=response.status_code,
-        ) from None
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _error_of(response: httpx.Response) -> tuple[str | None, str | None]:
-    """(code, message) of an error answer: {"error": {code, message}}, {code, message}, or plain text."""
-    payload = _json_or_none(response)
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, str):
-            message = payload.get("message")
-            return None, _snippet(str(message) if message else error)
-        if isinstance(error, dict):
-            code = error.get("code") or error.get("Code")
-            message = error.get("message") or error.get("Message")
-            return (_text(code), _snippet(str(message)) if message is not None else None)
-    text = _snippet(response.text)
-    return None, text or None
-
-
-def _is_duplicate(code: str | None, message: str | None) -> bool:
-    if code:
-        return "DUPLICATE" in code.upper()
-    return "duplicate" in (message or "").lower()
-
-
-def _describe(status: int, code: str | None, message: str | None) -> str:
-    return f"HTTP {status}" + (f" {code}" if code else "") + (f": {message}" if message else "")
-
-
-def _snippet(text: str) -> str:
-    return redact(" ".join(text.split())[:200])
-
-
-def _path(url: str) -> str:
-    return httpx.URL(url).path or url
