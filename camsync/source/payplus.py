@@ -24,22 +24,26 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from camsync.errors import CamsyncError, ConfigError
 from camsync.logs import get_logger
 from camsync.settings import Settings, mask, normalize_db_url
+from camsync.source.payplus_values import (
+    MAX_AMOUNT_TEXT,
+    Undecodable,
+    decode_text,
+    parse_amount,
+    parse_plain_amount,
+    text_value,
+    undecodable_column,
+)
 
 log = get_logger(__name__)
 
 # The columns the reader needs, by logical table; the optional ones read as NULL when the table lacks them.
 NEEDED_COLUMNS: dict[str, tuple[str, ...]] = {
     "tuis": ("id", "txn_id", "amount", "status", "created_at"),
-    "topups": ("txn_id", "meter_id", "currency"),
+    "topups": ("txn_id", "meter_id", "currency", "amount"),
     "meters": ("id", "meter_number"),
 }
-OPTIONAL_COLUMNS = frozenset({("tuis", "created_at"), ("topups", "currency")})
+OPTIONAL_COLUMNS = frozenset({("tuis", "created_at"), ("topups", "currency"), ("topups", "amount")})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-_PLAIN_AMOUNT = re.compile(r"^[+-]?\d+(\.\d+)?$")
-_GROUPED_AMOUNT = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
-_AMBIGUOUS_DOT = re.compile(r"^[+-]?\d{1,3}\.\d{3}$")
-ZERO_DECIMAL_CURRENCIES = frozenset({"XAF", "XOF", "XPF", "KMF", "GNF", "RWF", "BIF", "DJF", "JPY", "KRW"})
-_SPACES = re.compile(r"[\s\u00a0\u202f\u2009]+")
 _IN_CHUNK = 500
 
 
@@ -60,6 +64,8 @@ class SourceRow:
     currency: str
     created_at: str | None
     reject_reason: str | None
+    topup_amount: Decimal | None = None  # topups.amount, for the money checks
+    has_topup_amount: bool = False  # False when the app DB has no topups.amount column
 
 
 @dataclass(frozen=True)
@@ -125,47 +131,6 @@ def _check_name(setting: str, name: str, *, dotted: bool) -> None:
             f"{setting} names {name!r}, which is not a plain table or column name",
             "Use letters, digits and underscores (a table may be schema.table)",
         )
-
-
-def parse_amount(raw: Any, *, currency: str | None = None) -> tuple[Decimal | None, str | None]:
-    """(amount, None) for "1500", "1,500", "1 500" or "1500.00"; (None or the value, reason) when unusable.
-
-    In a currency without a minor unit (XAF …) a fraction is refused, and so is "1.500" (a thousands dot or a
-    decimal point: 1500 or 1.5?).
-    """
-    amount, reason = _parse_amount(raw)
-    if reason is not None or amount is None or (currency or "").strip().upper() not in ZERO_DECIMAL_CURRENCIES:
-        return amount, reason
-    text = str(raw).strip()
-    if isinstance(raw, str) and _AMBIGUOUS_DOT.match(text):
-        return None, f"amount {text!r} is ambiguous in {currency} (a thousands dot, or a decimal point?)"
-    if amount != amount.to_integral_value():
-        return None, f"amount {text} has a fraction, but {currency} has no minor unit"
-    return amount, None
-
-
-def _parse_amount(raw: Any) -> tuple[Decimal | None, str | None]:
-    if raw is None:
-        return None, "amount is NULL"
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
-        amount = Decimal(raw)
-        return (amount, None) if amount > 0 else (amount, f"amount {raw} is not positive")
-    if isinstance(raw, Decimal | int) and not isinstance(raw, bool):
-        amount = Decimal(raw)
-    else:
-        text = str(raw).strip()
-        compact = _SPACES.sub(" ", text)
-        if _PLAIN_AMOUNT.match(compact):
-            amount = Decimal(compact)
-        elif _GROUPED_AMOUNT.match(compact) and len({c for c in compact if c in ", "}) == 1:
-            amount = Decimal(compact.replace(",", "").replace(" ", ""))
-        else:
-            return None, f"amount {text!r} does not parse"
-    if not amount.is_finite():
-        return None, f"amount {raw!r} does not parse"
-    if amount <= 0:
-        return amount, f"amount {str(raw).strip()} is not positive"
-    return amount, None
 
 
 class PayplusSource:
@@ -247,31 +212,48 @@ class PayplusSource:
         query = query.where(tui_id.in_(ids)) if after_id is None else query.where(tui_id > after_id).limit(limit)
         with self._reading() as conn:
             records = conn.execute(query.order_by(tui_id)).all()
-            txn_ids = {r.txn_id for r in records if r.txn_id not in (None, "")}
-            shared = _shared_txn_ids(conn, tables["tuis"], txn_ids)
+            if after_id is not None and records:  # a range: one query finds its shared txn_ids, in the database
+                shared = _shared_in_range(conn, tables["tuis"], after_id, records[-1].id)
+            else:
+                txn_ids = {t for r in records if _plain_text(t := text_value(r.txn_id))}
+                shared = _shared_txn_ids(conn, tables["tuis"], txn_ids)
         log.debug("app_db_batch", "read a batch of the PAY+ app DB", after_id=after_id, ids=len(ids), rows=len(records))
         rows: dict[int, SourceRow] = {}
         for record in records:
             if record.id in rows:  # topups.txn_id is not unique here: which meter to credit is unclear
                 rows[record.id] = replace(rows[record.id], reject_reason=_several_topups(record.txn_id, shared))
             else:
-                rows[record.id] = self._row(record, shared)
+                rows[record.id] = self._guarded_row(record, shared)
         return list(rows.values()), len(records)
 
+    def _guarded_row(self, record: Any, shared: dict[str, list[int]]) -> SourceRow:
+        """The row, or, when it cannot be read, a reject naming it: no single row can fail a scan."""
+        try:
+            return self._row(_Decoded(record), shared)
+        except Exception as exc:  # a value of a type or size nothing expected: this row only is refused
+            reason = f"row cannot be read: {type(exc).__name__}: {str(exc)[:120]}"
+            log.warning("app_db_row", f"tuis.id={record.id} {reason}")
+            return SourceRow(int(record.id), None, "", None, None, None, self.default_currency, None, reason)
+
     def _row(self, record: Any, shared: dict[str, list[int]]) -> SourceRow:
-        currency = str(record.currency or "").strip() or self.default_currency
+        undecodable = undecodable_column(record)
+        currency = self.default_currency if isinstance(record.currency, Undecodable) else None
+        currency = currency or str(record.currency or "").strip()[:8] or self.default_currency
         amount, amount_reason = parse_amount(record.amount, currency=currency)
+        topup_amount, _ = parse_plain_amount(record.topup_amount) if record.topup_amount is not None else (None, None)
         txn_id = record.txn_id
         return SourceRow(
             tui_id=int(record.id),
             txn_id=None if txn_id is None else str(txn_id),
             status=str(record.status or ""),
             meter_number=None if record.meter_number is None else str(record.meter_number),
-            amount=amount if amount_reason is None else None,
-            amount_raw=None if record.amount is None else str(record.amount),
+            amount=amount if amount_reason is None and undecodable is None else None,
+            amount_raw=None if record.amount is None else str(record.amount)[:MAX_AMOUNT_TEXT],
             currency=currency,
             created_at=_text_time(record.created_at),
-            reject_reason=_reject_reason(record, shared, amount_reason),
+            reject_reason=undecodable or _reject_reason(record, shared, amount_reason),
+            topup_amount=topup_amount,
+            has_topup_amount="amount" in self._schema()["topups"].columns,
         )
 
     @contextmanager
@@ -340,6 +322,7 @@ def _sqlite_engine(parsed: URL) -> sa.Engine:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, so a batch reads one snapshot
+        dbapi_conn.text_factory = decode_text  # a value that is not UTF-8 is refused with its row, not the scan
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -407,6 +390,7 @@ def _joined_query(tables: dict[str, _Table]) -> sa.Select[Any]:
         topups.columns["txn_id"].label("topup_txn_id"),
         topups.col("meter_id"),
         topups.col("currency"),
+        topups.col("amount").label("topup_amount"),
         meters.columns["id"].label("meter_row_id"),
         meters.col("meter_number"),
     ).select_from(joined)
@@ -422,6 +406,30 @@ def _shared_txn_ids(conn: Connection, tuis: _Table, txn_ids: set[str]) -> dict[s
         for txn_id, tui_id in conn.execute(query).all():
             owners.setdefault(str(txn_id), []).append(int(tui_id))
     return {txn: sorted(ids) for txn, ids in owners.items() if len(ids) > 1}
+
+
+def _shared_in_range(conn: Connection, tuis: _Table, after_id: int, upto: int) -> dict[str, list[int]]:
+    """`_shared_txn_ids` of the txn_ids of the rows with `after_id` < id <= `upto`, in one query that returns
+    only the shared ones."""
+    txn_id, tui_id = tuis.columns["txn_id"], tuis.columns["id"]
+    inner = sa.alias(tuis.clause, "batch")
+    in_range = (
+        sa.select(inner.c[txn_id.name])
+        .where(inner.c[tui_id.name] > after_id, inner.c[tui_id.name] <= upto, inner.c[txn_id.name] != "")
+        .scalar_subquery()
+    )
+    counted = sa.alias(tuis.clause, "counted")
+    several = (
+        sa.select(counted.c[txn_id.name])
+        .where(counted.c[txn_id.name].in_(in_range))
+        .group_by(counted.c[txn_id.name])
+        .having(sa.func.count() > 1)
+        .scalar_subquery()
+    )
+    owners: dict[str, list[int]] = {}
+    for shared_id, owner in conn.execute(sa.select(txn_id, tui_id).where(txn_id.in_(several))).all():
+        owners.setdefault(str(shared_id), []).append(int(owner))
+    return {txn: sorted(ids) for txn, ids in owners.items()}
 
 
 def _reject_reason(record: Any, shared: dict[str, list[int]], amount_reason: str | None) -> str | None:
@@ -449,6 +457,21 @@ def _several_topups(txn_id: str, shared: dict[str, list[int]]) -> str:
         ids = ", ".join(str(i) for i in shared[str(txn_id)])
         return f"txn_id {txn_id!r} appears on several tuis rows (ids {ids})"
     return f"txn_id {txn_id!r} has several topup rows"
+
+
+def _plain_text(value: Any) -> bool:
+    """Whether a txn_id can be compared as text (not NULL, not empty, valid UTF-8)."""
+    return isinstance(value, str) and value != "" and not isinstance(value, Undecodable)
+
+
+class _Decoded:
+    """A fetched record whose byte values read as text (`_text`)."""
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        return text_value(getattr(self._record, name))
 
 
 def _text_time(value: Any) -> str | None:

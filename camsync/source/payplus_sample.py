@@ -3,18 +3,32 @@
 `PAYPLUS_METADATA` mirrors the PAY+ backend's `tuis`, `topups` and `meters` tables (without the foreign keys and
 with a plain, non-unique index on `tuis.txn_id`, so that messy data — duplicate txn_ids, dangling meters — can
 be written). `make_payplus_db` writes a few hand-described rows; `create_sample_app_db` writes a realistic
-database of any size, quickly (executemany in big transactions).
+database of any size, quickly (executemany in big transactions), from the rows `payplus_sample_rows` plans. What
+"realistic" means is taken from /work/shared/specs/payplus-app-db.md ("spec" in comments there).
 """
 
 from __future__ import annotations
 
-import random
+import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from camsync.source.payplus_sample_rows import (
+    BAD_KINDS,
+    HELD_KINDS,
+    HOSTILE_KINDS,
+    METER_COLUMNS,
+    TOPUP_COLUMNS,
+    TUI_COLUMNS,
+    SamplePlan,
+    sample_row_kinds,
+    sample_txn_id,
+)
 
 PAYPLUS_METADATA = sa.MetaData()
 
@@ -74,9 +88,12 @@ def write_payplus_rows(engine: sa.Engine, rows: Iterable[dict[str, Any]]) -> Non
     """Create the PAY+ tables on `engine` when missing and insert one `tuis` row per dict, with its topup and meter.
 
     Keys of a row (all optional but `id`): `txn_id` (default `TXN-<id>`; None for a NULL txn_id), `amount` (the
-    tuis.amount text, default "1500"), `status` (USED), `meter` (meter number, default `M-<id>`; None: the topup
-    points at a meter row that does not exist), `currency` (XAF; None: NULL), `topup` (False: no topup row),
-    `created_at` (a datetime). A txn_id repeated over rows gets one topup row (the first row's).
+    tuis.amount text, default "1500"), `topup_amount` (topups.amount; default the tuis amount when it reads as a
+    plain number, as the backend writes both from one Decimal, else NULL), `status` (USED), `meter` (meter
+    number, default `M-<id>`; None: the topup points at a meter row that does not exist), `currency` (XAF; None:
+    NULL), `topup` (False: no topup row), `created_at` (a datetime). A txn_id repeated over rows gets one topup
+    row (the first row's). `txn_id`, `amount` and `meter` may be bytes: stored as a BLOB, as they are given
+    (bytes that are not UTF-8 included).
     """
     meters: dict[str, int] = {}
     topups: dict[str, dict[str, Any]] = {}
@@ -107,7 +124,7 @@ def write_payplus_rows(engine: sa.Engine, rows: Iterable[dict[str, Any]]) -> Non
                     "id": topup_id,
                     "txn_id": txn_id,
                     "meter_id": meter_id if meter_id is not None else 900_000_000 + tui_id,
-                    "amount": None,
+                    "amount": row["topup_amount"] if "topup_amount" in row else _same_amount(row.get("amount", "1500")),
                     "currency": row.get("currency", "XAF"),
                     "method": "stripe",
                     "status": "LOADED_TO_CARD",
@@ -131,32 +148,32 @@ def write_payplus_rows(engine: sa.Engine, rows: Iterable[dict[str, Any]]) -> Non
 
 # --- the realistic sample ---------------------------------------------------------------------------------------
 
-BAD_KINDS = (
-    "bad_amount",
-    "zero_amount",
-    "negative_amount",
-    "missing_topup",
-    "missing_meter",
-    "null_txn_id",
-    "duplicate_txn_id",
-)
-_STATUS_WEIGHTS = (("USED", 80), ("READY", 15), ("EXPIRED", 5))
 _CHUNK = 50_000
 
 
-def create_sample_app_db(path: Path, *, topups: int, seed: int = 1, messy: bool = True) -> dict[str, int]:
+def create_sample_app_db(
+    path: Path,
+    *,
+    topups: int,
+    seed: int = 1,
+    messy: bool = True,
+    hostile: bool = False,
+    absurd_amount_bytes: int = 0,
+) -> dict[str, int]:
     """Create a realistic PAY+ SQLite file at `path` with `topups` top-ups (one TUI each) and return counts per kind.
 
-    Statuses are about 80 % USED, 15 % READY, 5 % EXPIRED. When `messy`, a few USED rows of each bad kind
-    (`BAD_KINDS`) are mixed in; a duplicate txn_id spoils two rows (both counted). `pushable` counts the USED
-    rows a correct reader accepts. The file must not exist yet.
+    Rows are as the PAY+ backend writes them (see `payplus_sample_rows`): two-decimal amount strings, some with a
+    fraction, 24-hex txn_ids, text meter numbers some starting with "0". Statuses are about 80 % USED, 15 %
+    READY, 5 % EXPIRED. When `messy`, a few USED rows of each kind of `BAD_KINDS` and `HELD_KINDS` are mixed in;
+    `hostile` adds `HOSTILE_KINDS` (bytes that are not UTF-8), `absurd_amount_bytes` one row whose amount is a
+    string that long (10_000_000 for the spec's "10 MB amount"). `rejected` counts the rows a correct reader
+    rejects, `held` those it holds for review, `pushable` the USED rows it pushes (`fractions` of them with a
+    fraction). The file must not exist yet.
     """
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} already exists")
-    rng = random.Random(seed)
-    kinds = _bad_rows(rng, topups) if messy else {}
-    plan = _SamplePlan(rng, topups, kinds)
+    plan = SamplePlan(topups=topups, seed=seed, messy=messy, hostile=hostile, absurd_amount_bytes=absurd_amount_bytes)
     engine = sa.create_engine(f"sqlite:///{path}")
     try:
         with engine.begin() as conn:
@@ -165,12 +182,17 @@ def create_sample_app_db(path: Path, *, topups: int, seed: int = 1, messy: bool 
         try:
             cursor = raw.cursor()
             cursor.execute("PRAGMA synchronous = OFF")
-            meter_sql = _insert_sql(METERS, ("id", "meter_number", "user_id", "created_at"))
-            for chunk in _chunks(plan.meters(), _CHUNK):
-                cursor.executemany(meter_sql, chunk)
-            for table, columns, rows in plan.tables():
+            cursor.execute("PRAGMA cache_size = -262144")  # 256 MB: random txn_ids land all over the index
+            for table, columns, rows in (
+                (METERS, METER_COLUMNS, plan.meters()),
+                (TOPUPS, TOPUP_COLUMNS, plan.topups()),
+                (TUIS, TUI_COLUMNS, plan.tuis()),
+            ):
                 for chunk in _chunks(rows, _CHUNK):
                     cursor.executemany(_insert_sql(table, columns), chunk)
+            for table_name, column, how, value, row_id in plan.patches():
+                mark = "CAST(? AS TEXT)" if how == "text" else "?"  # CAST keeps the bytes, in a TEXT value
+                cursor.execute(f"UPDATE {table_name} SET {column} = {mark} WHERE id = ?", (value, row_id))  # noqa: S608
             raw.commit()
         finally:
             raw.close()
@@ -196,129 +218,28 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[A
         yield chunk
 
 
-def _bad_rows(rng: random.Random, topups: int) -> dict[int, str]:
-    """Row numbers (1-based) turned bad, by kind: a few of each, spread over the whole table."""
-    per_kind = max(1, min(5, topups // 100))
-    wanted = per_kind * (len(BAD_KINDS) + 1)  # a duplicate spoils two rows
-    if topups < wanted:
-        return {}
-    picked = rng.sample(range(2, topups + 1), wanted)
-    kinds: dict[int, str] = {}
-    for i, kind in enumerate(BAD_KINDS):
-        for number in picked[i * per_kind : (i + 1) * per_kind]:
-            kinds[number] = kind
-    originals = picked[len(BAD_KINDS) * per_kind :]
-    duplicates = [n for n, k in kinds.items() if k == "duplicate_txn_id"]
-    for copy, original in zip(duplicates, originals, strict=True):
-        kinds[original] = "duplicate_original"
-        kinds[copy] = f"duplicate_of:{original}"
-    return kinds
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
-class _SamplePlan:
-    """The rows of a sample database, generated lazily so a million rows never sit in memory at once."""
-
-    def __init__(self, rng: random.Random, topups: int, kinds: dict[int, str]) -> None:
-        self.rng = rng
-        self.topups = topups
-        self.kinds = kinds
-        self.meter_count = max(1, topups // 4)
-        self.statuses = [s for s, w in _STATUS_WEIGHTS for _ in range(w)]
-        self.row_status = {n: "USED" for n in kinds}
-        self.status_counts: dict[str, int] = {}
-
-    def meters(self) -> Iterator[tuple[Any, ...]]:
-        for meter_id in range(1, self.meter_count + 1):
-            yield (meter_id, f"CW-{10_000_000 + meter_id}", meter_id, _stamp(meter_id // 10))
-
-    def tables(self) -> Iterator[tuple[sa.Table, tuple[str, ...], Iterator[tuple[Any, ...]]]]:
-        topup_columns = ("id", "txn_id", "user_id", "meter_id", "amount", "currency", "method", "status", "created_at")
-        tui_columns = ("id", "topup_id", "txn_id", "meter_id", "user_id", "amount", "status", "created_at")
-        yield TOPUPS, topup_columns, self._topups()
-        yield TUIS, tui_columns, self._tuis()
-
-    def _meter_of(self, number: int) -> int:
-        return (number * 7919) % self.meter_count + 1
-
-    def _amount(self, number: int) -> int:
-        return 500 * (1 + (number * 31) % 40)
-
-    def _topups(self) -> Iterator[tuple[Any, ...]]:
-        for number in range(1, self.topups + 1):
-            kind = self.kinds.get(number, "")
-            if kind == "missing_topup" or kind.startswith("duplicate_of:"):
-                continue
-            meter_id = self._meter_of(number)
-            if kind == "missing_meter":
-                meter_id = self.meter_count + 1_000_000 + number
-            method = "stripe" if number % 3 else "flutterwave"
-            yield (
-                number,
-                _txn(number),
-                meter_id,
-                meter_id,
-                self._amount(number),
-                "XAF",
-                method,
-                "LOADED_TO_CARD",
-                _stamp(number),
-            )
-
-    def _tuis(self) -> Iterator[tuple[Any, ...]]:
-        for number in range(1, self.topups + 1):
-            kind = self.kinds.get(number, "")
-            status = "USED" if kind else self.rng.choice(self.statuses)
-            self.status_counts[status] = self.status_counts.get(status, 0) + 1
-            txn: str | None = _txn(number)
-            amount = _amount_text(self._amount(number), number)
-            if kind == "bad_amount":
-                amount = ("1,5x", "abc", "", "15OO")[number % 4]
-            elif kind == "zero_amount":
-                amount = ("0", "0.00")[number % 2]
-            elif kind == "negative_amount":
-                amount = "-" + amount
-            elif kind == "null_txn_id":
-                txn = None
-            elif kind.startswith("duplicate_of:"):
-                txn = _txn(int(kind.split(":")[1]))
-            topup_id = None if kind in ("missing_topup",) or kind.startswith("duplicate_of:") else number
-            meter_id = self._meter_of(number)
-            yield (number, topup_id, txn, meter_id, meter_id, amount, status, _stamp(number))
-
-    def counts(self) -> dict[str, int]:
-        bad: dict[str, int] = dict.fromkeys(BAD_KINDS, 0)
-        for kind in self.kinds.values():
-            bad["duplicate_txn_id" if kind.startswith("duplicate") else kind] += 1
-        used = self.status_counts.get("USED", 0)
-        return {
-            "tuis": self.topups,
-            "topups": self.topups - bad["missing_topup"] - bad["duplicate_txn_id"] // 2,
-            "meters": self.meter_count,
-            "used": used,
-            "ready": self.status_counts.get("READY", 0),
-            "expired": self.status_counts.get("EXPIRED", 0),
-            **bad,
-            "rejected": sum(bad.values()),
-            "pushable": used - sum(bad.values()),
-        }
+def _same_amount(amount: Any) -> Decimal | None:
+    """topups.amount for a hand-described row: its tuis amount when that is a plain number ("1,500" too)."""
+    if not isinstance(amount, str):
+        return None
+    compact = amount.strip().replace(",", "").replace(" ", "")
+    return Decimal(compact) if _PLAIN_NUMBER.match(compact) else None
 
 
-def _txn(number: int) -> str:
-    return f"PP-{number:09d}"
-
-
-_EPOCH_SECONDS = int(_EPOCH.replace(tzinfo=UTC).timestamp())
-
-
-def _stamp(number: int) -> int:
-    return _EPOCH_SECONDS + 37 * number
-
-
-def _amount_text(amount: int, number: int) -> str:
-    """The amount as PAY+ stores it: "1500", "1,500" or "1500.00"."""
-    style = number % 3
-    if style == 1:
-        return f"{amount:,}"
-    if style == 2:
-        return f"{amount}.00"
-    return str(amount)
+__all__ = [
+    "BAD_KINDS",
+    "HELD_KINDS",
+    "HOSTILE_KINDS",
+    "METERS",
+    "PAYPLUS_METADATA",
+    "TOPUPS",
+    "TUIS",
+    "create_sample_app_db",
+    "make_payplus_db",
+    "sample_row_kinds",
+    "sample_txn_id",
+    "write_payplus_rows",
+]

@@ -11,13 +11,21 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import drop_pg_schema, new_pg_schema
+from pg_support import drop_pg_schema, new_pg_schema
 
 from camsync.errors import ConfigError
 from camsync.settings import load_settings
 from camsync.source.payplus import PayplusSource, SourceNames, parse_amount
-from camsync.source.payplus_sample import create_sample_app_db, make_payplus_db, write_payplus_rows
-from camsync.sync.luna_scan import LOOKBACK
+from camsync.source.payplus_sample import (
+    BAD_KINDS,
+    HELD_KINDS,
+    create_sample_app_db,
+    make_payplus_db,
+    sample_row_kinds,
+    write_payplus_rows,
+)
+from camsync.source.payplus_sample_rows import REJECTED_KINDS
+from camsync.sync.luna.scan import LOOKBACK, hold_reason
 
 
 def sqlite_url(path: Path) -> str:
@@ -162,9 +170,20 @@ def test_amount_parsing(raw: Any, amount: Decimal | None, reason: str | None) ->
     ("raw", "currency", "amount", "reason"),
     [
         ("1.500", "XAF", None, "amount '1.500' is ambiguous in XAF (a thousands dot, or a decimal point?)"),
-        ("1500.50", "XAF", None, "amount 1500.50 has a fraction, but XAF has no minor unit"),
-        ("1,500.5", "xaf", None, "amount 1,500.5 has a fraction, but xaf has no minor unit"),
-        (Decimal("12.25"), "XAF", None, "amount 12.25 has a fraction, but XAF has no minor unit"),
+        ("1250.50", "XAF", Decimal("1250.50"), None),
+        ("1,500.5", "xaf", Decimal("1500.5"), None),
+        (Decimal("12.25"), "XAF", Decimal("12.25"), None),
+        (1250.5, "XAF", Decimal("1250.5"), None),
+        (b"1250.50", "XAF", Decimal("1250.50"), None),
+        ("9" * 33, "XAF", None, "amount text is 33 characters long (at most 32): not parsed"),
+        pytest.param(
+            "1" * 10_000_000,
+            "XAF",
+            None,
+            "amount text is 10000000 characters long (at most 32): not parsed",
+            id="10MB-text",
+        ),
+        pytest.param(10**5000, "XAF", None, "amount has more than 30 digits: not parsed", id="5000-digit-int"),
         ("1500.00", "XAF", Decimal("1500.00"), None),
         ("1,500", "XAF", Decimal("1500"), None),
         (Decimal("1500.000"), "XAF", Decimal("1500.000"), None),
@@ -172,7 +191,9 @@ def test_amount_parsing(raw: Any, amount: Decimal | None, reason: str | None) ->
         ("1500.50", "EUR", Decimal("1500.50"), None),
     ],
 )
-def test_amounts_of_a_currency_without_minor_unit(raw: Any, currency: str, amount: Any, reason: Any) -> None:
+def test_amounts_are_exact_fractions_included_and_huge_texts_refused_unparsed(
+    raw: Any, currency: str, amount: Any, reason: Any
+) -> None:
     assert parse_amount(raw, currency=currency) == (amount, reason)
 
 
@@ -329,19 +350,52 @@ def test_unsafe_or_unknown_names_are_refused_before_any_query(app_db: Path, env:
 
 
 def test_sample_counts_match_what_the_reader_finds(tmp_path: Path) -> None:
+    """Derived from the sample's own metadata: fractions ("1250.50") are good rows, read exactly; rows whose two
+    amounts disagree are held for review; the bad ones are rejected with their reasons."""
     path = tmp_path / "sample.db"
     counts = create_sample_app_db(path, topups=2000, seed=7)
+    kinds = sample_row_kinds(topups=2000, seed=7)
     rows = read_all(path)
     assert len(rows) == counts["tuis"] == 2000
     assert sum(r.status == "USED" for r in rows) == counts["used"]
     assert sum(r.status == "READY" for r in rows) == counts["ready"] > 0
     assert sum(r.status == "EXPIRED" for r in rows) == counts["expired"] > 0
-    assert sum(r.status == "USED" and r.reject_reason is None for r in rows) == counts["pushable"]
-    assert sum(r.reject_reason is not None for r in rows) == counts["rejected"] == 40
+    bad = {n for n, kind in kinds.items() if kind in BAD_KINDS}
+    held = {n for n, kind in kinds.items() if kind in HELD_KINDS}
+    assert len(bad) == counts["rejected"] == 40 and len(held) == counts["held"] > 0
+    refused = {r.tui_id for r in rows if r.reject_reason is not None}
+    assert refused == bad
+    used = [r for r in rows if r.status == "USED" and r.reject_reason is None]
+    holding = {r.tui_id for r in used if hold_reason(r, Decimal(1_000_000)) is not None}
+    assert holding == held
+    pushable = [r for r in used if r.tui_id not in held]
+    assert len(pushable) == counts["pushable"] == counts["used"] - len(bad) - len(held)
+    fractions = [r for r in pushable if r.amount != r.amount.to_integral_value()]
+    assert len(fractions) == counts["fractions"] > 0
+    assert all(r.amount == Decimal(r.amount_raw) for r in pushable)
     reasons = " | ".join(r.reject_reason or "" for r in rows)
     for fragment in ("does not parse", "is not positive", "no topup row", "no meter row", "NULL", "several"):
         assert fragment in reasons
     assert create_sample_app_db(tmp_path / "clean.db", topups=500, messy=False)["rejected"] == 0
+
+
+def test_rows_that_are_not_utf8_or_absurd_are_rejected_alone_and_every_other_row_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.db"
+    counts = create_sample_app_db(path, topups=600, seed=3, hostile=True, absurd_amount_bytes=10_000_000)
+    kinds = sample_row_kinds(topups=600, seed=3, hostile=True, absurd_amount_bytes=10_000_000)
+    rows = read_all(path)
+    assert len(rows) == 600
+    refused = {r.tui_id: r.reject_reason for r in rows if r.reject_reason is not None}
+    expected = {n: kind for n, kind in kinds.items() if kind in REJECTED_KINDS}
+    assert set(refused) == set(expected) and len(refused) == counts["rejected"]
+    by_kind = {kind: [refused[n] for n, k in expected.items() if k == kind] for kind in set(expected.values())}
+    assert all(reason.startswith("txn_id is not valid UTF-8: b'") for reason in by_kind["invalid_utf8_txn_id"])
+    assert all(reason.startswith("meter_number is not valid UTF-8: b'") for reason in by_kind["invalid_utf8_meter"])
+    assert all(reason.startswith("amount is not valid UTF-8: b'") for reason in by_kind["invalid_utf8_amount"])
+    assert all("\\x" in reason for reason in by_kind["invalid_utf8_txn_id"])  # the bytes shown escaped
+    assert by_kind["absurd_amount"] == ["amount text is 10000000 characters long (at most 32): not parsed"]
+    good = [r for r in rows if r.status == "USED" and r.reject_reason is None and r.tui_id not in kinds]
+    assert len(good) == counts["pushable"]
 
 
 @pytest.mark.slow
@@ -403,9 +457,9 @@ def test_memory_urls_are_refused_and_file_uris_are_opened_read_only(app_db: Path
 
 
 def test_postgresql_ids_committed_out_of_order_are_all_discovered(store) -> None:
-    from camsync.store import luna as q
+    from camsync.store import luna_admin
     from camsync.store.base import utcnow
-    from camsync.sync.luna_scan import discover
+    from camsync.sync.luna.scan import discover
 
     schema, url = new_pg_schema()
     engine = sa.create_engine(url)
@@ -433,7 +487,7 @@ def test_postgresql_ids_committed_out_of_order_are_all_discovered(store) -> None
                 second = discover(store, source, actor="t", now=utcnow())
         assert (first.discovered, first.last_id, second.discovered) == (1, 2, 1)
         with store.session() as session:
-            assert {row["txn_id"]: row["tui_id"] for row in q.list_txns(session)} == {"A": 1, "B": 2}
+            assert {row["txn_id"]: row["tui_id"] for row in luna_admin.list_txns(session)} == {"A": 1, "B": 2}
     finally:
         engine.dispose()
         drop_pg_schema(schema)
