@@ -1,1 +1,1 @@
-"""The jobs: SmartUp pull, LUNA push, run-all. This is where the logic lives."""
+"""The jobs (one package each) and the shared machinery that runs them: the registry, run-all, worker, ledger."""

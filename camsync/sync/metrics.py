@@ -2,8 +2,8 @@
 
 The textfile (for node_exporter's textfile collector) is written atomically: a temporary file in the same folder,
 renamed over the old one, so the collector never reads half a file. It holds, per job, the last run's status,
-duration, end time and counts and the last success's end time; the SmartUp budget left per class; and the
-number of LUNA txns per state. A timestamp of 0 means "never".
+duration, end time and counts and the last success's end time, then each registered job's own families (see
+`camsync.sync.jobs`). A timestamp of 0 means "never".
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,17 +21,16 @@ from camsync.clients.heartbeat import HeartbeatClient, redacted_url
 from camsync.errors import CamsyncError, UpstreamError, UsageError
 from camsync.logs import get_logger
 from camsync.settings import Settings
-from camsync.store import luna as luna_store
 from camsync.store import metrics as queries
 from camsync.store.base import utcnow
 from camsync.store.engine import Store
 from camsync.store.metrics import RunFacts
 from camsync.store.runs import COUNTERS
-from camsync.sync.jobs import default_jobs
+from camsync.sync.exposition import Family, render
+from camsync.sync.jobs import default_jobs, integrations
 
 log = get_logger(__name__)
 
-SMARTUP_LEDGER_JOB = "smartup"
 STATUS_VALUES = ("SUCCESS", "FAILED", "PARTIAL")
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -123,14 +122,6 @@ class StatusReport:
         }
 
 
-@dataclass(frozen=True)
-class BudgetLeft:
-    """The calls SmartUp said were left today in one budget class, and when it said so."""
-
-    left: int
-    seen_at: datetime | None
-
-
 def _ended(run: RunFacts) -> datetime:
     return run.finished_at or run.started_at
 
@@ -191,68 +182,14 @@ def status_report(
 # --- the Prometheus textfile ---------------------------------------------------------------------------------
 
 
-@dataclass
-class _Family:
-    name: str
-    help: str
-    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: float, **labels: str) -> None:
-        self.samples.append((labels, value))
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _render(families: Iterable[_Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} gauge")
-        for labels, value in family.samples:
-            inner = ",".join(f'{key}="{_escape_label(text)}"' for key, text in labels.items())
-            lines.append(f"{family.name}{{{inner}}} {_number(value)}" if inner else f"{family.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def smartup_budget_left(store: Store) -> dict[str, BudgetLeft]:
-    """Per budget class, the newest `left` a SmartUp run recorded in its details (`details.budget.left`)."""
-    with store.session() as session:
-        history = queries.recent_details(session, job=SMARTUP_LEDGER_JOB)
-    found: dict[str, BudgetLeft] = {}
-    for details in history:
-        budget = _mapping(details.get("budget"))
-        seen = _mapping(budget.get("seen_at"))
-        for name, left in _mapping(budget.get("left")).items():
-            if name not in found and isinstance(left, int) and not isinstance(left, bool):
-                found[name] = BudgetLeft(left, _parse_time(seen.get(name)))
-    return found
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _job_families(health: Sequence[JobHealth], *, with_configured: bool) -> list[_Family]:
-    configured = _Family("camsync_job_configured", "1 when the job's upstream is configured (run-all runs it).")
-    status = _Family("camsync_job_last_run_status", "Status of the job's last finished run (1 for its status).")
-    running = _Family("camsync_job_running", "1 while a run of the job is in progress.")
-    ended = _Family("camsync_job_last_run_timestamp_seconds", "When the job's last finished run ended (0: never).")
-    duration = _Family("camsync_job_last_run_duration_seconds", "How long the job's last finished run took.")
-    success = _Family("camsync_job_last_success_timestamp_seconds", "When the job last succeeded (0: never).")
-    items = _Family("camsync_job_last_run_items", "Items of the job's last finished run, by outcome.")
+def _job_families(health: Sequence[JobHealth], *, with_configured: bool) -> list[Family]:
+    configured = Family("camsync_job_configured", "1 when the job's upstream is configured (run-all runs it).")
+    status = Family("camsync_job_last_run_status", "Status of the job's last finished run (1 for its status).")
+    running = Family("camsync_job_running", "1 while a run of the job is in progress.")
+    ended = Family("camsync_job_last_run_timestamp_seconds", "When the job's last finished run ended (0: never).")
+    duration = Family("camsync_job_last_run_duration_seconds", "How long the job's last finished run took.")
+    success = Family("camsync_job_last_success_timestamp_seconds", "When the job last succeeded (0: never).")
+    items = Family("camsync_job_last_run_items", "Items of the job's last finished run, by outcome.")
     for job in health:
         for value in STATUS_VALUES:
             status.add(1 if job.last is not None and job.last.status == value else 0, job=job.name, status=value)
@@ -270,40 +207,16 @@ def _job_families(health: Sequence[JobHealth], *, with_configured: bool) -> list
     return [configured, *families] if with_configured else families
 
 
-def _budget_families(budgets: dict[str, BudgetLeft]) -> list[_Family]:
-    left = _Family("camsync_smartup_budget_left_calls", "SmartUp calls left today per budget class, as last seen.")
-    seen = _Family("camsync_smartup_budget_seen_timestamp_seconds", "When SmartUp last reported that budget.")
-    for name in sorted(budgets):
-        left.add(budgets[name].left, budget_class=name)
-        seen_at = budgets[name].seen_at
-        if seen_at is not None:
-            seen.add(seen_at.timestamp(), budget_class=name)
-    return [left, seen]
-
-
-def _luna_families(store: Store) -> list[_Family]:
-    with store.session() as session:
-        counts = luna_store.count_by_state(session)
-    txns = _Family("camsync_luna_txns", "LUNA top-ups in the store per push state.")
-    for state in luna_store.STATES:
-        txns.add(counts.get(state, 0), state=state)
-    rejects = _Family("camsync_luna_rejects", "App DB rows that cannot be pushed (recorded with a reason, never sent).")
-    rejects.add(counts.get("rejected", 0))
-    return [txns, rejects]
-
-
 def render_metrics(store: Store, *, settings: Settings | None = None, now: datetime | None = None) -> str:
-    """The Prometheus text exposition of every job's health, the SmartUp budget and the LUNA backlog; with
+    """The Prometheus text exposition of every job's health, then each registered job's own families; with
     `settings`, also whether each job is configured."""
-    generated = _Family("camsync_metrics_generated_timestamp_seconds", "When camsync wrote these metrics.")
+    generated = Family("camsync_metrics_generated_timestamp_seconds", "When camsync wrote these metrics.")
     generated.add((now or utcnow()).timestamp())
-    families = [
-        *_job_families(job_health(store, settings=settings), with_configured=settings is not None),
-        *_budget_families(smartup_budget_left(store)),
-        *_luna_families(store),
-        generated,
-    ]
-    return _render(families)
+    families = _job_families(job_health(store, settings=settings), with_configured=settings is not None)
+    for integration in integrations():
+        if integration.metrics is not None:
+            families.extend(integration.metrics(store))
+    return render([*families, generated])
 
 
 def write_metrics(

@@ -1,8 +1,8 @@
 """run-all: every due job in one invocation, each under its own lock, one run-all ledger row above them.
 
-A job is due when no run of it started within its interval (`SMARTUP_PRODUCTS_INTERVAL_SECONDS`,
-`SMARTUP_ORDERS_INTERVAL_SECONDS`; the LUNA push runs on every call). A failing job does not stop the others. The
-outcome: SUCCESS when every job that ran succeeded, FAILED when all failed, PARTIAL otherwise.
+A job is due when no run of it started within its interval (each job's own setting; 0 runs it on every call).
+A failing job does not stop the others. The outcome: SUCCESS when every job that ran succeeded, FAILED when all
+failed, PARTIAL otherwise.
 """
 
 from __future__ import annotations
@@ -18,24 +18,10 @@ from camsync.store import runs as run_queries
 from camsync.store.base import utcnow
 from camsync.store.engine import Store
 from camsync.store.locks import job_lock
+from camsync.sync.jobs import Job
 from camsync.sync.ledger import recorded_run
 
 log = get_logger(__name__)
-
-# (store, settings, trigger, parent run id) -> final status of the job's own run
-JobRunner = Callable[[Store, Settings, str, int], str]
-
-
-@dataclass(frozen=True)
-class Job:
-    """A job run-all knows: its name, the ledger (job, run_type) that tells when it last ran, its interval."""
-
-    name: str
-    ledger_job: str
-    ledger_run_type: str
-    interval: Callable[[Settings], int]
-    run: JobRunner
-    configured: Callable[[Settings], bool] = lambda _settings: True
 
 
 @dataclass

@@ -17,8 +17,9 @@ from camsync.errors import LockedError
 from camsync.logs import get_logger
 from camsync.settings import Settings
 from camsync.store.engine import Store
+from camsync.sync.jobs import Job
 from camsync.sync.ledger import recorded_run
-from camsync.sync.runall import Job, run_all
+from camsync.sync.runall import run_all
 
 log = get_logger(__name__)
 HEARTBEAT_SLICE = 60.0

@@ -177,7 +177,7 @@ def test_an_unreachable_luna_fails_naming_the_url_setting(
 @pytest.mark.parametrize(
     ("answer", "status", "fix"),
     [
-        (httpx.Response(404, text="Not Found"), Status.WARN, "Check LUNA_BASE_URL and LUNA_STATUS_URL"),
+        (httpx.Response(404, text="<html>Not Found</html>"), Status.FAIL, "Check LUNA_BASE_URL and LUNA_STATUS_URL"),
         (httpx.Response(503, text="down for maintenance"), Status.FAIL, "Check LUNA_BASE_URL"),
     ],
 )
@@ -194,6 +194,21 @@ def test_luna_answers_that_prove_nothing_are_flagged(
     checks = {c.name: c for c in run_checks(load_settings(env), transports={"luna": httpx.MockTransport(handler)})}
     assert checks["LUNA OASYS"].status is status and checks["LUNA OASYS"].fix.startswith(fix)
     assert requests[0] == "/workorders/camsync-doctor-probe"
+
+
+def test_a_wrong_base_path_is_named_no_such_route_and_nothing_is_created(
+    smartup: RunningSandbox, luna: RunningSandbox, app_db: Path, sqlite_store: str
+) -> None:
+    wrong = _checks(_env(smartup, luna, app_db, sqlite_store, LUNA_BASE_URL=f"{luna.url}/api/v9"))
+    assert wrong["LUNA OASYS"].status is Status.FAIL and "no such route" in wrong["LUNA OASYS"].detail
+    assert "LUNA_BASE_URL" in wrong["LUNA OASYS"].fix
+    wrong_create = _checks(_env(smartup, luna, app_db, sqlite_store, LUNA_CREATE_URL="{base}/api/v9/workorders"))
+    assert wrong_create["LUNA OASYS"].status is Status.OK
+    create = wrong_create["LUNA create route"]
+    assert create.status is Status.FAIL and "no such route" in create.detail and "LUNA_CREATE_URL" in create.fix
+    right = _checks(_env(smartup, luna, app_db, sqlite_store))
+    assert right["LUNA create route"].status is Status.OK and "nothing was created" in right["LUNA create route"].detail
+    assert luna.app.stats()["work_orders"] == 0  # type: ignore[attr-defined]
 
 
 def test_the_smartup_probe_is_never_retried(sqlite_store: str) -> None:
@@ -353,6 +368,7 @@ def test_unconfigured_jobs_are_skipped_not_failed(sqlite_store: str) -> None:
         "store": "OK",
         "PAY+ app database": "SKIP",
         "LUNA OASYS": "SKIP",
+        "LUNA create route": "SKIP",
         "LUNA lookup": "SKIP",
         "SmartUp": "SKIP",
         "SmartUp budget": "SKIP",
@@ -369,7 +385,7 @@ def test_half_configured_luna_fails_naming_the_missing_variable(sqlite_store: st
 
 def test_settings_that_do_not_load_fail_and_the_rest_is_skipped() -> None:
     checks = diagnose(lambda: load_settings({"BATCH_SIZE": "0", "LUNA_PASSWORD": LUNA_PASSWORD}))
-    assert [c.status for c in checks] == [Status.FAIL] + [Status.SKIP] * 6
+    assert [c.status for c in checks] == [Status.FAIL] + [Status.SKIP] * 7
     assert "BATCH_SIZE=0 is not allowed" in checks[0].detail and "BATCH_SIZE" in checks[0].fix
 
 
@@ -411,6 +427,15 @@ def test_the_command_prints_json_and_exits_0_when_all_is_well(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)  # logs (stderr) may be mixed into .output
     assert report["ok"] is True
-    assert [c["check"] for c in report["checks"]][:3] == ["settings", "store", "PAY+ app database"]
+    assert [c["check"] for c in report["checks"]] == [
+        "settings",
+        "store",
+        "SmartUp",
+        "SmartUp budget",
+        "PAY+ app database",
+        "LUNA OASYS",
+        "LUNA create route",
+        "LUNA lookup",
+    ]
     assert {c["status"] for c in report["checks"]} == {"OK"}
     _no_secret_in(result.output)

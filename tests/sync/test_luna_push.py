@@ -11,16 +11,20 @@ from pathlib import Path
 import pytest
 from test_luna_support import FakeClock, FakeLuna, FakeSource, Row
 
-from camsync.clients.luna import LookupAmbiguous, WorkOrder
+from camsync.clients.luna_target import LookupAmbiguous, WorkOrder
 from camsync.settings import Settings
-from camsync.store import luna as q
+from camsync.store import luna_admin, luna_scan, luna_txns
 from camsync.store.runs import list_runs
-from camsync.sync.luna import PushReport, namespace_id, push, recover_dead_claims, replay
-from camsync.sync.luna_admin import import_state, plan_reset, reset, show
-from camsync.sync.luna_admin import status as luna_status
-from camsync.sync.luna_engine import PushEngine, PushOptions
-from camsync.sync.luna_scan import discover
-from camsync.sync.luna_work import best_work_order
+from camsync.sync.luna import moves
+from camsync.sync.luna.admin import import_state, plan_reset, reset, show
+from camsync.sync.luna.admin import status as luna_status
+from camsync.sync.luna.engine import PushEngine
+from camsync.sync.luna.options import PushOptions
+from camsync.sync.luna.owner import namespace_id
+from camsync.sync.luna.push import PushReport, push, recover_dead_claims
+from camsync.sync.luna.replay import replay
+from camsync.sync.luna.scan import discover
+from camsync.sync.luna.work import best_work_order
 
 
 def run_push(store, luna: FakeLuna, source: FakeSource, clock: FakeClock, **overrides) -> PushReport:
@@ -31,12 +35,12 @@ def run_push(store, luna: FakeLuna, source: FakeSource, clock: FakeClock, **over
 
 def states(store) -> dict[str, str]:
     with store.session() as session:
-        return {row["txn_id"]: row["state"] for row in q.list_txns(session, limit=1000)}
+        return {row["txn_id"]: row["state"] for row in luna_admin.list_txns(session, limit=1000)}
 
 
 def history_kinds(store, txn_id: str) -> list[str]:
     with store.session() as session:
-        return [event["kind"] for event in q.txn_history(session, txn_id=txn_id)]
+        return [event["kind"] for event in luna_admin.txn_history(session, txn_id=txn_id)]
 
 
 @pytest.fixture
@@ -75,12 +79,12 @@ def test_bad_rows_are_rejected_ready_rows_watched_and_known_rows_never_rediscove
     assert first.status == "SUCCESS" and first.scan.rejected == 3  # bad data is shown, not a failed push
     assert states(store) == {"T1": "successful"}
     with store.session() as session:
-        assert {r["tui_id"]: r["reason"] for r in q.list_rejects(session)} == {
+        assert {r["tui_id"]: r["reason"] for r in luna_admin.list_rejects(session)} == {
             2: "amount '1,5x' does not parse",
             5: "txn_id is NULL",
             6: "txn_id is longer than 64 characters",
         }
-        assert q.scan_position(session) == (6, 2)
+        assert luna_scan.scan_position(session) == (6, 2)
     source.put(Row(3, "T3", status="USED"))
     source.put(Row(4, "T4", status="EXPIRED"))
     second = run_push(store, luna, source, clock)
@@ -119,9 +123,9 @@ def test_rejected_rows_are_rechecked_and_pushed_once_fixed(store, clock) -> None
     assert (report.scan.discovered, report.scan.rejected) == (2, 0)
     assert states(store) == {"T1": "successful", "T3": "successful"} and luna.calls["create"] == 2
     with store.session() as session:
-        assert q.count_by_state(session)["rejected"] == 1
-        assert [r["tui_id"] for r in q.list_rejects(session)] == [2]
-        resolved = {r["tui_id"]: r["resolved_at"] for r in q.list_rejects(session, include_resolved=True)}
+        assert luna_admin.count_by_state(session)["rejected"] == 1
+        assert [r["tui_id"] for r in luna_admin.list_rejects(session)] == [2]
+        resolved = {r["tui_id"]: r["resolved_at"] for r in luna_admin.list_rejects(session, include_resolved=True)}
     assert resolved[1] is not None and resolved[3] is not None and resolved[2] is None
     assert show(store, txn_id="T1")["rejects"][0]["resolved_at"] is not None
     run_push(store, luna, source, clock)
@@ -161,13 +165,22 @@ def test_unknown_outcome_with_resend_policy_sends_again(store, clock) -> None:
     assert states(store) == {"T1": "successful"} and luna.calls["create"] == 2
 
 
+def test_txns_resent_after_an_unknown_outcome_are_counted_as_possible_duplicates(store, clock) -> None:
+    luna = FakeLuna(lookup_on=False, create_faults={"T1": ["commit_lost"], "T2": ["lost"]})
+    run_push(store, luna, FakeSource([Row(1, "T1"), Row(2, "T2"), Row(3, "T3")]), clock, unknown_outcome="resend")
+    assert luna.duplicates() == ["T1"]  # T1's first create was committed: resending credited it twice
+    status = luna_status(store)
+    assert status["possible_duplicates"] == 2  # T1 and T2 were resent unchecked; T3 was not
+    assert "resend" in history_kinds(store, "T1") and "resend" not in history_kinds(store, "T3")
+
+
 def test_validation_error_fails_without_retry(store, clock) -> None:
     luna = FakeLuna(create_faults={"T1": ["reject", "reject"]})
     report = run_push(store, luna, FakeSource([Row(1, "T1")]), clock)
     assert states(store) == {"T1": "failed"} and luna.calls["create"] == 1
     assert report.counts.rejected_by_luna == 1 and report.status == "PARTIAL"
     with store.session() as session:
-        assert "VALIDATION" in q.get_txn(session, txn_id="T1")["last_error"]
+        assert "VALIDATION" in luna_admin.get_txn(session, txn_id="T1")["last_error"]
 
 
 def test_busy_and_unavailable_are_retried_later_without_lookup(store, clock) -> None:
@@ -185,7 +198,7 @@ def test_failed_cancelled_and_expired_statuses_are_terminal(store, clock) -> Non
     assert states(store) == {"T1": "failed", "T2": "cancelled", "T3": "expired"}
     assert luna.calls["get"] == 3
     with store.session() as session:
-        assert q.get_txn(session, txn_id="T1")["last_error"] == "meter offline"
+        assert luna_admin.get_txn(session, txn_id="T1")["last_error"] == "meter offline"
 
 
 def test_work_order_never_terminal_is_expired_locally_and_never_recreated(store, clock) -> None:
@@ -219,7 +232,7 @@ def test_wait_stops_at_the_timeout_and_keeps_the_state(store, clock, require_ter
     assert (report.status, report.counts.left_in_flight) == (status, 1)
     assert states(store) == {"T1": "created"}
     with store.session() as session:
-        assert q.leased(session, now=clock()) == []
+        assert luna_admin.leased(session, now=clock()) == []
 
 
 def test_push_inside_run_all_is_a_child_run(store, clock) -> None:
@@ -258,10 +271,10 @@ def test_intent_of_a_dead_process_is_looked_up_before_any_resend(store, clock) -
     discover(store, source, actor="t", now=clock())
     ghost = f"{socket.gethostname()}:{2**22 + 11}:dead:{namespace_id()}"
     with store.writer() as session:  # a process that committed both intents, sent T1 only, and died
-        q.claim_sends(
+        moves.claim_sends(
             session, owner=ghost, now=clock(), lease_until=clock.now.replace(year=2100), due_before=clock(), limit=10
         )
-        q.mark_sending(session, owner=ghost, txn_ids=["T1", "T2"], now=clock())
+        moves.mark_sending(session, owner=ghost, txn_ids=["T1", "T2"], now=clock())
     luna.create_work_order(txn_id="T1", meter="M-1", amount=Decimal(1500), currency="XAF")
     assert recover_dead_claims(store, owner=f"{socket.gethostname()}:1:new:{namespace_id()}") == ["T1", "T2"]
     run_push(store, luna, source, clock)
@@ -307,7 +320,7 @@ def test_two_engines_on_one_store_never_send_a_txn_twice(store, clock) -> None:
 
 def _lease_end(store, txn_id: str) -> datetime:
     with store.session() as session:
-        value = q.get_txn(session, txn_id=txn_id)["claimed_until"]
+        value = luna_admin.get_txn(session, txn_id=txn_id)["claimed_until"]
     return datetime.fromisoformat(value) if value else datetime.min.replace(tzinfo=UTC)
 
 
@@ -354,7 +367,7 @@ def test_a_stopping_push_keeps_renewing_the_lease_of_an_in_flight_create(store, 
         thread.join(10)
     assert luna.by_reference("T1") == ["WO-0001"] and not luna.duplicates()
     with store.session() as session:
-        assert q.get_txn(session, txn_id="T1")["work_order_id"] == "WO-0001"
+        assert luna_admin.get_txn(session, txn_id="T1")["work_order_id"] == "WO-0001"
 
 
 def test_the_lease_outlasts_the_worst_case_of_one_create() -> None:
@@ -377,7 +390,7 @@ def test_import_then_push_polls_imported_work_orders_and_sends_nothing_again(sto
     assert states(store) == {"T1": "successful", "T2": "successful", "T3": "successful", "T4": "successful"}
     assert luna.calls["create"] == 1 and luna.by_reference("T4") == ["WO-0001"]
     with store.session() as session:
-        assert q.get_txn(session, txn_id="T1")["tui_id"] == 1
+        assert luna_admin.get_txn(session, txn_id="T1")["tui_id"] == 1
 
 
 def test_reset_txn_rediscovers_it_and_adopts_its_work_order(store, clock) -> None:
@@ -392,7 +405,7 @@ def test_reset_txn_rediscovers_it_and_adopts_its_work_order(store, clock) -> Non
     kinds = [e["kind"] for e in show(store, txn_id="T1")["history"]]
     assert kinds.count("discovered") == 2 and "operator" in kinds and kinds[-1] == "poll"
     with store.session() as session:
-        assert q.get_txn(session, txn_id="T1")["work_order_id"] == "WO-0001"
+        assert luna_admin.get_txn(session, txn_id="T1")["work_order_id"] == "WO-0001"
 
 
 @pytest.mark.parametrize("lookup_on", [False, True])
@@ -490,7 +503,7 @@ def test_several_work_orders_adopt_the_successful_one_and_are_counted(store, clo
     luna = _TwoOrders(create_faults={"T1": ["lost"]})
     report = run_push(store, luna, FakeSource([Row(1, "T1")]), clock)
     with store.session() as session:
-        txn = q.get_txn(session, txn_id="T1")
+        txn = luna_admin.get_txn(session, txn_id="T1")
         run = list_runs(session, job="luna")[0]
     assert (txn["state"], txn["work_order_id"]) == ("successful", "WO-B")
     events = [(e["kind"], e["work_order_id"]) for e in show(store, txn_id="T1")["history"]]
@@ -518,7 +531,7 @@ def test_a_duplicate_answer_naming_several_work_orders_is_recorded(store, clock)
     luna = Duplicate(statuses={"WO-B": ["Successful"]})
     run_push(store, luna, FakeSource([Row(1, "T1")]), clock)
     with store.session() as session:
-        assert q.get_txn(session, txn_id="T1")["work_order_id"] == "WO-B"
+        assert luna_admin.get_txn(session, txn_id="T1")["work_order_id"] == "WO-B"
     assert luna_status(store)["duplicate_work_orders"] == 1
 
 
@@ -553,29 +566,29 @@ def test_an_answer_arriving_after_the_claim_was_lost_is_kept_as_an_orphan(store,
     thread.start()
     assert posted.wait(5)
     with store.writer() as session:  # the lease lapsed and another push took the txn over
-        q.release_claims(session, owner="a:1")
-        q.claim_sends(session, owner="b:2", now=clock(), lease_until=clock(), due_before=clock(), limit=1)
+        luna_txns.release_claims(session, owner="a:1")
+        moves.claim_sends(session, owner="b:2", now=clock(), lease_until=clock(), due_before=clock(), limit=1)
     answered.set()
     thread.join(10)
     assert engine.counts.orphans == 1
     events = [(e["kind"], e["work_order_id"]) for e in show(store, txn_id="T1")["history"]]
     assert ("orphan", "WO-0001") in events
     with store.writer() as session:
-        q.release_claims(session, owner="b:2")
+        luna_txns.release_claims(session, owner="b:2")
     reset(store, txn_id="T1")
     run_push(store, luna, source, clock)  # rediscovered: its orphaned work order is followed, not sent again
     assert luna.by_reference("T1") == ["WO-0001"] and states(store) == {"T1": "successful"}
 
 
 def test_reset_and_replay_check_the_lease_inside_their_write(store, clock, monkeypatch) -> None:
-    import camsync.sync.luna as luna_job
-    import camsync.sync.luna_admin as admin
+    import camsync.sync.luna.admin as admin
+    import camsync.sync.luna.replay as luna_job
     from camsync.errors import UsageError
 
     luna = FakeLuna()
     run_push(store, luna, FakeSource([Row(1, "T1")]), clock)
     with store.writer() as session:  # a push claims the txn after the operator's checks ran
-        q.transition(
+        luna_txns.transition(
             session,
             txn_id="T1",
             owner=None,
@@ -588,11 +601,11 @@ def test_reset_and_replay_check_the_lease_inside_their_write(store, clock, monke
     monkeypatch.setattr(admin, "plan_reset", lambda store, txn_id: admin.ResetPlan("txn", {}, None, [], []))
     with pytest.raises(UsageError, match="being pushed"):
         reset(store, txn_id="T1")
-    real_leased = q.leased
-    monkeypatch.setattr(luna_job.q, "leased", lambda session, **kw: [])
+    real_leased = luna_admin.leased
+    monkeypatch.setattr(luna_job.luna_admin, "leased", lambda session, **kw: [])
     with pytest.raises(UsageError, match="claimed it"):
         replay(Settings(), store, txn_id="T1", client=luna, clock=clock, sleep=clock.sleep)
-    monkeypatch.setattr(luna_job.q, "leased", real_leased)
+    monkeypatch.setattr(luna_job.luna_admin, "leased", real_leased)
     assert states(store) == {"T1": "discovered"} and luna.calls["create"] == 1
 
 
@@ -603,7 +616,7 @@ def test_the_app_db_is_read_before_the_store_is_locked(store, clock) -> None:
         def scan(self, **kwargs):
             def write() -> None:  # another push recording its scan while this one reads the app DB
                 with store.writer() as session:
-                    q.lock_scan_cursor(session)
+                    luna_scan.lock_scan_cursor(session)
                 other_writer_done.append(True)
 
             thread = threading.Thread(target=write, daemon=True)

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from camsync.clients.http import RetryPolicy
-from camsync.clients.luna import LunaClient
+from camsync.clients.luna_rest import LunaClient
 from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
 from camsync.sandbox.server import RunningSandbox
 from camsync.settings import load_settings
 from camsync.source.payplus import PayplusSource
 from camsync.source.payplus_sample import make_payplus_db
-from camsync.store import luna as q
-from camsync.sync.luna import PushReport, push
-from camsync.sync.luna_engine import PushOptions
+from camsync.store import luna_admin
+from camsync.sync.luna.options import PushOptions
+from camsync.sync.luna.push import PushReport, push
 
 FAST = {"waiting_seconds": 0.05, "in_progress_seconds": 0.05, "idempotency": False}
 
@@ -62,7 +62,7 @@ def app_db(tmp_path: Path, rows: list[dict]) -> Path:
 
 def local_states(store) -> dict[str, str]:
     with store.session() as session:
-        return {row["txn_id"]: row["state"] for row in q.list_txns(session, limit=1000)}
+        return {row["txn_id"]: row["state"] for row in luna_admin.list_txns(session, limit=1000)}
 
 
 def test_lost_answers_5xx_and_malformed_bodies_still_make_one_work_order_each(store, sandbox, tmp_path) -> None:
@@ -101,8 +101,8 @@ def test_unknown_meter_fails_once_and_failed_work_orders_are_terminal(store, san
     assert local_states(store) == {"TXN-1": "failed", "TXN-2": "failed"}
     assert sandbox.app.stats()["requests"]["create"] == 2 and report.status == "PARTIAL"
     with store.session() as session:
-        assert "METER_NOT_FOUND" in q.get_txn(session, txn_id="TXN-1")["last_error"]
-        assert q.get_txn(session, txn_id="TXN-2")["last_error"] == "Meter did not acknowledge the credit"
+        assert "METER_NOT_FOUND" in luna_admin.get_txn(session, txn_id="TXN-1")["last_error"]
+        assert luna_admin.get_txn(session, txn_id="TXN-2")["last_error"] == "Meter did not acknowledge the credit"
 
 
 def test_old_agent_settings_envelope_bearer_and_field_names(store, sandbox, tmp_path) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from camsync.clients.http import OutcomeUnknown
-from camsync.clients.luna import LookupUnavailable, LunaBusy, LunaRejected, WorkOrder
+from camsync.clients.luna_target import LookupUnavailable, LunaBusy, LunaEndpointError, LunaRejected, WorkOrder
 from camsync.errors import UpstreamError
 
 
@@ -28,6 +28,8 @@ class Row:
     currency: str = "XAF"
     created_at: str | None = None
     reject_reason: str | None = None
+    topup_amount: Decimal | None = None
+    has_topup_amount: bool = False
 
 
 class FakeSource:
@@ -60,6 +62,8 @@ class FakeLuna:
     """
 
     lookup_on: bool = True
+    down: bool = False  # every request fails before reaching LUNA (connection refused)
+    no_route: bool = False  # every request answers 404 NOT_FOUND, as a wrong base path does
     create_faults: dict[str, list[str]] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=dict)
     default_statuses: list[str] = field(default_factory=lambda: ["Successful"])
@@ -78,9 +82,19 @@ class FakeLuna:
         refs = list(self.orders.values())
         return sorted({r for r in refs if refs.count(r) > 1})
 
+    amounts: dict[str, Decimal] = field(default_factory=dict)  # reference -> amount of its last create
+
+    def _endpoint(self) -> None:
+        if self.down:
+            raise UpstreamError("LUNA at http://127.0.0.1:9 is unreachable: refused", service="LUNA", retryable=True)
+        if self.no_route:
+            raise LunaEndpointError("LUNA POST /api/v9/workorders answered HTTP 404 NOT_FOUND", status=404)
+
     def create_work_order(self, *, txn_id: str, meter: str, amount: Decimal, currency: str) -> WorkOrder:
         with self.lock:
             self.calls["create"] += 1
+            self._endpoint()
+            self.amounts[txn_id] = amount
             faults = self.create_faults.get(txn_id) or []
             fault = faults.pop(0) if faults else None
             if fault == "busy":
@@ -100,6 +114,7 @@ class FakeLuna:
     def get_work_order(self, work_order_id: str) -> WorkOrder:
         with self.lock:
             self.calls["get"] += 1
+            self._endpoint()
             queue = self.statuses.setdefault(work_order_id, list(self.default_statuses))
             status = queue.pop(0) if len(queue) > 1 else queue[0]
             reason = "meter offline" if status == "Failed" else None
@@ -108,6 +123,7 @@ class FakeLuna:
     def lookup(self, txn_id: str) -> list[WorkOrder]:
         with self.lock:
             self.calls["lookup"] += 1
+            self._endpoint()
             if not self.lookup_on:
                 raise LookupUnavailable("LUNA_LOOKUP_URL=none")
             return [WorkOrder(wo, "Waiting", None, {}, txn_id) for wo in self.by_reference(txn_id)]

@@ -17,9 +17,10 @@ import pytest
 from camsync.errors import CamsyncError, UsageError
 from camsync.logs import setup_logging
 from camsync.settings import load_settings
-from camsync.store import luna as luna_store
+from camsync.store import luna_scan, luna_txns
 from camsync.store import runs as run_queries
 from camsync.sync import metrics
+from camsync.sync.luna import moves
 from camsync.sync.metrics import (
     parse_duration,
     publish_outcome,
@@ -179,14 +180,12 @@ def test_label_values_are_escaped(store) -> None:
 
 
 def test_luna_backlog_is_counted_per_state(store) -> None:
-    found = [luna_store.NewTxn(f"T{i}", i, f"M{i}", Decimal("1500"), "XAF") for i in range(1, 4)]
-    reject = luna_store.NewReject(9, None, "USED", "M9", "abc", "amount is not a number")
+    found = [luna_scan.NewTxn(f"T{i}", i, f"M{i}", Decimal("1500"), "XAF") for i in range(1, 4)]
+    reject = luna_scan.NewReject(9, None, "USED", "M9", "abc", "amount is not a number")
     with store.writer() as session:
-        luna_store.lock_scan_cursor(session)
-        luna_store.apply_scan(
-            session, now=T0, actor="test", last_id=9, found=found, rejects=[reject], watch=[], unwatch=[]
-        )
-        luna_store.transition(
+        luna_scan.lock_scan_cursor(session)
+        moves.apply_scan(session, now=T0, actor="test", last_id=9, found=found, rejects=[reject], watch=[], unwatch=[])
+        luna_txns.transition(
             session,
             txn_id="T1",
             owner=None,
@@ -361,8 +360,9 @@ def test_a_metrics_failure_is_logged_and_the_heartbeat_still_goes(store, tmp_pat
 
 
 def test_after_a_real_run_all_the_file_shows_its_jobs(store, tmp_path: Path) -> None:
+    from camsync.sync.jobs import Job
     from camsync.sync.ledger import recorded_run
-    from camsync.sync.runall import Job, run_all
+    from camsync.sync.runall import run_all
 
     def push(store, settings, trigger, parent_id) -> str:  # type: ignore[no-untyped-def]
         with recorded_run(store, job="luna", run_type="push", trigger=trigger, parent_id=parent_id) as run:

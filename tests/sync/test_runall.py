@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -17,8 +16,9 @@ from camsync.settings import load_settings
 from camsync.store import runs as run_queries
 from camsync.store.base import utcnow
 from camsync.store.locks import job_lock
+from camsync.sync.jobs import Job
 from camsync.sync.ledger import recorded_run
-from camsync.sync.runall import Job, JobOutcome, overall_status, run_all, select_jobs
+from camsync.sync.runall import JobOutcome, overall_status, run_all, select_jobs
 
 
 def _job(
@@ -108,19 +108,41 @@ def test_second_run_all_gets_the_lock_error(store) -> None:
 
 
 def test_wait_lock_waits_for_the_holder(store) -> None:
-    release = threading.Event()
+    held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
         with job_lock(store, "a"):
+            held.set()
             release.wait(5)
 
     thread = threading.Thread(target=holder)
     thread.start()
-    time.sleep(0.2)
+    assert held.wait(5)
+    with pytest.raises(LockedError), job_lock(store, "a"):
+        pass
     threading.Timer(0.3, release.set).start()
     with job_lock(store, "a", wait=5):
         pass
     thread.join()
+
+
+def test_stores_in_two_schemas_of_one_database_never_share_a_lock() -> None:
+    from pg_support import drop_pg_schema, new_pg_schema
+
+    from camsync.store.engine import open_store
+
+    (first, first_url), (second, second_url) = new_pg_schema(), new_pg_schema()
+    stores = [open_store(first_url), open_store(second_url)]
+    try:
+        with job_lock(stores[0], "run-all"), job_lock(stores[1], "run-all"):
+            held_elsewhere = stores[0]
+            with pytest.raises(LockedError), job_lock(held_elsewhere, "run-all"):
+                pass
+    finally:
+        for opened in stores:
+            opened.dispose()
+        drop_pg_schema(first)
+        drop_pg_schema(second)
 
 
 @pytest.mark.slow

@@ -11,18 +11,10 @@ import pytest
 
 from camsync.sandbox.smartup_data import Filial, generate_smartup_data
 from camsync.store.smartup import Order, OrderLine, Product, ProductPrice, text_limits
-from camsync.sync import smartup_map
-from camsync.sync.smartup_map import (
-    ItemError,
-    OrderMapper,
-    PriceMapper,
-    ProductMapper,
-    fingerprint,
-    fingerprint_raw,
-    map_order,
-    map_prices,
-    map_product,
-)
+from camsync.sync.smartup import fast_mapping
+from camsync.sync.smartup.fast_mapping import OrderMapper, PriceMapper, ProductMapper
+from camsync.sync.smartup.items import ItemError, fingerprint, fingerprint_raw
+from camsync.sync.smartup.mapping import map_order, map_prices, map_product
 
 TASHKENT = ZoneInfo("Asia/Tashkent")
 PRODUCT_LIMITS = text_limits(Product)
@@ -81,7 +73,7 @@ def test_sandbox_items_take_the_fast_path(tenant: Any, monkeypatch: pytest.Monke
         raise AssertionError("the plain path was taken")
 
     for name in ("map_product", "map_order", "map_prices"):
-        monkeypatch.setattr(smartup_map, name, plain)
+        monkeypatch.setattr(fast_mapping, name, plain)
     products = ProductMapper(PRODUCT_LIMITS)
     orders = OrderMapper(tz=TASHKENT, limits=ORDER_LIMITS, line_limits=LINE_LIMITS)
     prices = PriceMapper(PRICE_LIMITS)

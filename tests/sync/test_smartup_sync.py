@@ -14,16 +14,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from camsync.clients.smartup import BudgetClass, Limits, SmartupApiError, SmartupClient
-from camsync.errors import LockedError
+from camsync.clients.smartup import SmartupClient
+from camsync.clients.smartup_errors import SmartupApiError
+from camsync.clients.smartup_limits import BudgetClass, Limits
+from camsync.errors import LockedError, UsageError
 from camsync.sandbox.smartup import SmartupSandboxConfig, start_smartup_sandbox
 from camsync.settings import Settings, load_settings
+from camsync.store import smartup_writes
 from camsync.store.engine import Store
 from camsync.store.locks import job_lock
 from camsync.store.models import SyncRun
 from camsync.store.smartup import Order, OrderLine, Product, ProductPrice
-from camsync.sync import smartup as job
-from camsync.sync.smartup_map import ItemError, fingerprint, map_order, map_product, split_barcodes
+from camsync.sync.smartup import pull as job
+from camsync.sync.smartup import run as pull_run
+from camsync.sync.smartup.items import ItemError, fingerprint
+from camsync.sync.smartup.mapping import map_order, map_product, split_barcodes
+from camsync.sync.smartup.result import SyncResult
 
 NOW = datetime(2026, 6, 25, 7, 0, tzinfo=UTC)  # 12:00 in Tashkent
 TASHKENT = ZoneInfo("Asia/Tashkent")
@@ -46,10 +52,10 @@ class Tenant:
     def client(self) -> SmartupClient:
         return SmartupClient.from_settings(self.settings, sleep=lambda _s: None)
 
-    def products(self, **kw: Any) -> job.SyncResult:
+    def products(self, **kw: Any) -> SyncResult:
         return job.sync_products(self.store, self.settings, client=self.client(), clock=self.clock, **kw)
 
-    def orders(self, **kw: Any) -> job.SyncResult:
+    def orders(self, **kw: Any) -> SyncResult:
         return job.sync_orders(self.store, self.settings, client=self.client(), clock=self.clock, **kw)
 
     def count(self, model: Any) -> int:
@@ -118,8 +124,8 @@ def test_first_sync_fills_the_tables_and_a_second_is_all_unchanged(tenant: Tenan
 def test_many_small_batches_across_the_writers_give_the_same_tables(
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job, "BATCH_SIZE", 3)  # on PostgreSQL two writers take the batches as they come
-    monkeypatch.setattr(job, "ANALYZE_FROM", 10)
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 3)  # on PostgreSQL two writers take the batches as they come
+    monkeypatch.setattr(pull_run, "ANALYZE_FROM", 10)
     first = tenant.products()
     orders = tenant.orders()
     assert first.status == orders.status == "SUCCESS", (first.error, orders.error)
@@ -141,17 +147,17 @@ def test_many_small_batches_across_the_writers_give_the_same_tables(
 
 
 def test_batches_are_cut_by_item_count_and_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(job, "BATCH_SIZE", 3)
-    monkeypatch.setattr(job, "BATCH_BYTES", 100)
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 3)
+    monkeypatch.setattr(pull_run, "BATCH_BYTES", 100)
     items = [{"deal_id": str(i), "note": "n" * (60 if i in (3, 4) else 1)} for i in range(8)]
-    sizes = [len(batch) for batch in job._Job.batches(None, ScriptedExport(items))]  # type: ignore[arg-type]
+    sizes = [len(batch) for batch in pull_run.batches(ScriptedExport(items))]  # type: ignore[arg-type]
     assert sizes == [3, 2, 3]  # 3 small ones; 2 large ones reach 100 bytes; the rest
 
 
 def test_a_price_repeated_in_the_answer_is_written_once_and_a_different_one_is_failed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job, "BATCH_SIZE", 1)  # the repeats come in later batches
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 1)  # the repeats come in later batches
     source = ScriptedSource(
         products=[{"product_id": "1", "code": "P1", "name": "Water", "state": "A"}],
         prices=[
@@ -173,7 +179,7 @@ def test_an_order_changed_during_the_run_comes_again_in_a_later_window_and_its_l
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant.products()
-    monkeypatch.setattr(job, "BATCH_SIZE", 2)
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 2)
     client = tenant.client()
     real = client.export_orders
     edited: list[str] = []
@@ -216,8 +222,8 @@ def test_a_failed_write_stops_the_run_and_drops_the_batches_after_it(
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant.products()
-    monkeypatch.setattr(job, "BATCH_SIZE", 5)
-    real = job.upserts.upsert_orders
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 5)
+    real = smartup_writes.upsert_orders
     writes: list[int] = []
 
     def upsert_orders(session: Any, **kwargs: Any) -> Any:
@@ -226,7 +232,7 @@ def test_a_failed_write_stops_the_run_and_drops_the_batches_after_it(
             raise LockedError("the store refused the batch", "try again")
         return real(session, **kwargs)
 
-    monkeypatch.setattr(job.upserts, "upsert_orders", upsert_orders)
+    monkeypatch.setattr(smartup_writes, "upsert_orders", upsert_orders)
     result = tenant.orders(days_back=45)
     assert result.status == "FAILED" and "refused the batch" in (result.error or "")
     assert result.details["windows"] == [] and result.cursor_after is None
@@ -238,8 +244,8 @@ def test_an_unexpected_write_error_fails_the_run_and_nothing_is_written_after_it
     tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant.products()
-    monkeypatch.setattr(job, "BATCH_SIZE", 5)
-    real = job.upserts.upsert_orders
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 5)
+    real = smartup_writes.upsert_orders
     writes: list[int] = []
 
     def upsert_orders(session: Any, **kwargs: Any) -> Any:
@@ -248,7 +254,7 @@ def test_an_unexpected_write_error_fails_the_run_and_nothing_is_written_after_it
             raise RuntimeError("disk on fire")
         return real(session, **kwargs)
 
-    monkeypatch.setattr(job.upserts, "upsert_orders", upsert_orders)
+    monkeypatch.setattr(smartup_writes, "upsert_orders", upsert_orders)
     with pytest.raises(RuntimeError, match="disk on fire"):
         tenant.orders(days_back=45)
     assert not [t for t in threading.enumerate() if t.name.startswith("smartup-writer")]  # stopped with the run
@@ -342,11 +348,11 @@ def test_orders_are_cut_into_day_range_windows_and_bounded_runs_keep_the_cursor(
 
 
 def test_window_options_are_checked(tenant: Tenant) -> None:
-    with pytest.raises(job.UsageError):
+    with pytest.raises(UsageError):
         tenant.orders(since=date(2026, 6, 1))
-    with pytest.raises(job.UsageError):
+    with pytest.raises(UsageError):
         tenant.orders(since=date(2026, 6, 5), until=date(2026, 6, 1))
-    with pytest.raises(job.UsageError):
+    with pytest.raises(UsageError):
         tenant.orders(days_back=3, since=date(2026, 6, 1), until=date(2026, 6, 2))
 
 
@@ -586,7 +592,7 @@ def test_a_held_job_lock_refuses_a_second_run(tenant: Tenant) -> None:
 def test_a_product_repeated_in_a_later_batch_is_written_once_and_a_different_repeat_is_failed(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job, "BATCH_SIZE", 2)
+    monkeypatch.setattr(pull_run, "BATCH_SIZE", 2)
     water = {"product_id": "1", "code": "P1", "name": "Water", "state": "A"}
     juice = {"product_id": "2", "code": "P2", "name": "Juice", "state": "A"}
     source = ScriptedSource(products=[water, juice, {**water, "name": "Water 2"}, juice])

@@ -8,8 +8,8 @@ from camsync import shutdown
 from camsync.errors import UpstreamError
 from camsync.settings import load_settings
 from camsync.store import runs as run_queries
+from camsync.sync.jobs import Job
 from camsync.sync.ledger import recorded_run
-from camsync.sync.runall import Job
 from camsync.sync.worker import next_delay, serve
 
 

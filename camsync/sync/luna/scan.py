@@ -17,8 +17,11 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from camsync.logs import get_logger
-from camsync.store import luna as q
+from camsync.store import luna_scan
 from camsync.store.engine import Store
+from camsync.store.luna_scan import NewReject, NewTxn, ScanStart
+from camsync.sync.luna import moves
+from camsync.sync.luna.states import TxnState
 
 log = get_logger("camsync.sync.luna")
 
@@ -36,7 +39,7 @@ class SourceRowLike(Protocol):
     amount: Decimal | None
     amount_raw: str | None
     currency: str
-    reject_reason: str | None
+    reject_reason: str | None  # a row may also carry topup_amount and has_topup_amount (the money checks)
 
 
 class SourceLike(Protocol):
@@ -56,13 +59,14 @@ class ScanReport:
     watched: int
     last_id: int
     seconds: float
+    from_id: int = 0  # the scan read every id above this one (0: every row of the app DB)
 
 
 @dataclass
 class _Sorted:
     last_id: int
-    found: list[q.NewTxn]
-    rejects: list[q.NewReject]
+    found: list[NewTxn]
+    rejects: list[NewReject]
     watch: list[tuple[int, str | None]]
     unwatch: list[int]
     resolved: list[int] = field(default_factory=list)
@@ -76,6 +80,7 @@ def classify(
     watched: Collection[int],
     rejected: Collection[int] = (),
     known: Collection[int] = (),
+    max_amount: Decimal | None = None,
 ) -> _Sorted:
     """Sort scanned rows into new txns, rejects, rows to watch and rows to stop watching.
 
@@ -91,7 +96,7 @@ def classify(
             continue
         status = (row.status or "").strip().upper()
         if status == PUSHABLE:
-            if _pushable(out, row) and row.tui_id in rejected:
+            if _pushable(out, row, max_amount) and row.tui_id in rejected:
                 out.resolved.append(row.tui_id)
         elif status != FINISHED:
             if row.tui_id not in watched:
@@ -120,12 +125,28 @@ def _cut(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else value[: size - 1] + "…"
 
 
-def _pushable(out: _Sorted, row: SourceRowLike) -> bool:
+def hold_reason(row: SourceRowLike, max_amount: Decimal | None) -> str | None:
+    """Why the money of a pushable row must not move unreviewed, or None: the TUI is signed over the top-up's
+    amount, so the two must agree (when the app DB has topups.amount), and no amount may pass LUNA_MAX_AMOUNT."""
+    amount = row.amount
+    assert amount is not None
+    if getattr(row, "has_topup_amount", False):
+        topup = getattr(row, "topup_amount", None)
+        if topup is None:
+            return f"tuis.amount {row.amount_raw} but topups.amount is NULL"
+        if topup != amount:
+            return f"tuis.amount {row.amount_raw} differs from topups.amount {topup}"
+    if max_amount is not None and amount > max_amount:
+        return f"amount {row.amount_raw} is over LUNA_MAX_AMOUNT={max_amount.normalize():f}"
+    return None
+
+
+def _pushable(out: _Sorted, row: SourceRowLike, max_amount: Decimal | None = None) -> bool:
     """Add the row to the new txns (True) or to the rejects (False)."""
     reason = _problem(row)
     if reason is not None:
         out.rejects.append(
-            q.NewReject(
+            NewReject(
                 tui_id=row.tui_id,
                 txn_id=_cut(row.txn_id, MAX_KEY),
                 tui_status=_cut(row.status, 24),
@@ -137,20 +158,35 @@ def _pushable(out: _Sorted, row: SourceRowLike) -> bool:
         return False
     assert row.txn_id is not None and row.meter_number is not None and row.amount is not None
     out.found.append(
-        q.NewTxn(txn_id=row.txn_id, tui_id=row.tui_id, meter=row.meter_number, amount=row.amount, currency=row.currency)
+        NewTxn(
+            txn_id=row.txn_id,
+            tui_id=row.tui_id,
+            meter=row.meter_number,
+            amount=row.amount,
+            currency=row.currency,
+            hold_reason=hold_reason(row, max_amount),
+        )
     )
     return True
 
 
-def discover(store: Store, source: SourceLike, *, actor: str, now: datetime, batch_size: int = 5000) -> ScanReport:
+def discover(
+    store: Store,
+    source: SourceLike,
+    *,
+    actor: str,
+    now: datetime,
+    batch_size: int = 5000,
+    max_amount: Decimal | None = None,
+) -> ScanReport:
     """Scan the app DB past the cursor (minus the lookback window, plus the watched and rejected rows), then
     record what it found in one short store transaction: the app DB is never read while the store is locked."""
     with store.session() as session:
-        start = q.scan_start(session, lookback=LOOKBACK)
-    sorted_rows, seconds = _read(source, start, batch_size)
+        start = luna_scan.scan_start(session, lookback=LOOKBACK)
+    sorted_rows, seconds = _read(source, start, batch_size, max_amount)
     with store.writer() as session:
-        q.lock_scan_cursor(session)  # one scan records at a time
-        outcome = q.apply_scan(
+        luna_scan.lock_scan_cursor(session)  # one scan records at a time
+        outcome = moves.apply_scan(
             session,
             now=now,
             actor=actor,
@@ -169,27 +205,46 @@ def discover(store: Store, source: SourceLike, *, actor: str, now: datetime, bat
         watched=len(start.watched) + len(sorted_rows.watch) - len(sorted_rows.unwatch),
         last_id=sorted_rows.last_id,
         seconds=seconds,
+        from_id=start.from_id,
     )
     _log_scan(report, [r for r in sorted_rows.rejects if r.tui_id not in start.rejected])
+    new = set(outcome.discovered)
+    for item in sorted_rows.found:
+        if item.hold_reason is not None and item.txn_id in new:
+            log.warning(
+                TxnState.HELD.value,
+                f"[{TxnState.HELD}] txn={item.txn_id} tuis.id={item.tui_id} {item.hold_reason}: not sent; "
+                f"after a look, `camsync luna replay {item.txn_id} --force` sends it",
+                tui_id=item.tui_id,
+            )
     return report
 
 
-def _read(source: SourceLike, start: q.ScanStart, batch_size: int) -> tuple[_Sorted, float]:
+def _read(
+    source: SourceLike, start: ScanStart, batch_size: int, max_amount: Decimal | None = None
+) -> tuple[_Sorted, float]:
     started = time.perf_counter()
     rows = source.scan(after_id=start.from_id, ids=sorted({*start.watched, *start.rejected}), batch_size=batch_size)
     sorted_rows = classify(
-        rows, last_id=start.last_id, watched=set(start.watched), rejected=set(start.rejected), known=start.known
+        rows,
+        last_id=start.last_id,
+        watched=set(start.watched),
+        rejected=set(start.rejected),
+        known=start.known,
+        max_amount=max_amount,
     )
     return sorted_rows, time.perf_counter() - started
 
 
-def preview(store: Store, source: SourceLike, *, batch_size: int = 5000) -> ScanReport:
+def preview(
+    store: Store, source: SourceLike, *, batch_size: int = 5000, max_amount: Decimal | None = None
+) -> ScanReport:
     """What `discover` would record, without writing anything (for --dry-run)."""
     with store.session() as session:
-        start = q.scan_start(session, lookback=LOOKBACK)
-    rows, seconds = _read(source, start, batch_size)
+        start = luna_scan.scan_start(session, lookback=LOOKBACK)
+    rows, seconds = _read(source, start, batch_size, max_amount)
     with store.session() as session:
-        known = q.known_txn_ids(session, txn_ids=[f.txn_id for f in rows.found])
+        known = luna_scan.known_txn_ids(session, txn_ids=[f.txn_id for f in rows.found])
     return ScanReport(
         rows=rows.rows,
         discovered=len({f.txn_id for f in rows.found} - known),
@@ -201,7 +256,7 @@ def preview(store: Store, source: SourceLike, *, batch_size: int = 5000) -> Scan
     )
 
 
-def _log_scan(report: ScanReport, rejects: list[q.NewReject]) -> None:
+def _log_scan(report: ScanReport, rejects: list[NewReject]) -> None:
     for reject in rejects:
         log.warning(
             "rejected",

@@ -8,12 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from camsync.errors import ConfigError, NotFoundError, UsageError
-from camsync.store import luna as q
+from camsync.store import luna_admin as q
 from camsync.store.base import utcnow
 from camsync.store.engine import Store
-from camsync.sync.luna import owner_name
+from camsync.store.luna_admin import REJECTED
+from camsync.store.luna_scan import scan_position
+from camsync.sync.luna import moves
+from camsync.sync.luna.owner import owner_name
+from camsync.sync.luna.states import MAY_BE_IN_LUNA, NEEDS_ATTENTION, STATES, TxnState
 
-ATTENTION = ("unknown", "sending", "failed", "expired", "cancelled")
+# a txn sent (or imported) whose work order is not known here: LUNA may hold one all the same
+_SENT_UNKNOWN_ORDER = tuple(state for state in MAY_BE_IN_LUNA if state is not TxnState.CREATED)
 _UNKNOWN_AFTER_RESET = (
     "it is looked up before any new send, and with LUNA_LOOKUP_URL=none held as unknown "
     "(or sent again if LUNA_UNKNOWN_OUTCOME=resend)"
@@ -27,22 +32,24 @@ _AFTER_RESET = (
 def status(store: Store, *, state: str | None = None, limit: int = 50) -> dict[str, Any]:
     """Counts per state, txns with several work orders in LUNA, the scan position, and the txns of `state`
     (default: those needing attention)."""
-    if state is not None and state not in (*q.STATES, "rejected"):
-        raise UsageError(f"unknown state {state!r}", "Use one of " + ", ".join((*q.STATES, "rejected")))
+    if state is not None and state not in (*STATES, REJECTED):
+        raise UsageError(f"unknown state {state!r}", "Use one of " + ", ".join((*STATES, REJECTED)))
     with store.session() as session:
-        counts = q.count_by_state(session)
+        counts = q.count_by_state(session, states=STATES)
         duplicates = q.count_duplicate_work_orders(session)
-        last_id, watched = q.scan_position(session)
-        if state == "rejected":
+        resent = q.count_resent(session)
+        last_id, watched = scan_position(session)
+        if state == REJECTED:
             rows = q.list_rejects(session, limit=limit)
         elif state is not None:
             rows = q.list_txns(session, state=state, limit=limit)
         else:
-            rows = [row for s in ATTENTION for row in q.list_txns(session, state=s, limit=limit)][:limit]
+            rows = [row for s in NEEDS_ATTENTION for row in q.list_txns(session, state=s, limit=limit)][:limit]
         rejects = q.list_rejects(session, limit=limit) if state is None else []
     return {
         "counts": counts,
         "duplicate_work_orders": duplicates,
+        "possible_duplicates": resent,
         "scan": {"last_tui_id": last_id, "watched": watched},
         "state": state,
         "txns": rows,
@@ -78,22 +85,22 @@ def plan_reset(store: Store, *, txn_id: str | None) -> ResetPlan:
     with store.session() as session:
         live = [row["txn_id"] for row in q.leased(session, now=now, txn_id=txn_id)]
         if txn_id is None:
-            counts = q.count_by_state(session)
-            maybe = sum(counts[state] for state in ("sending", "created", "unknown", *q.TERMINAL))
+            counts = q.count_by_state(session, states=STATES)
+            maybe = sum(counts[state] for state in MAY_BE_IN_LUNA)
             warnings = [f"{maybe} txns may have work orders in LUNA: {_AFTER_RESET}"] if maybe else []
             return ResetPlan("all", counts, None, live, warnings)
         txn = q.get_txn(session, txn_id=txn_id)
         rejects = q.list_rejects(session, txn_id=txn_id)
     if txn is None and not rejects:
         raise NotFoundError(f"txn {txn_id} is not known", "See `camsync luna status`")
-    state = txn["state"] if txn else "rejected"
+    state = txn["state"] if txn else REJECTED
     warnings = []
     if txn is not None and txn["work_order_id"]:
         warnings.append(
             f"txn {txn_id} is {state} with work order {txn['work_order_id']}: "
             "once rediscovered it is followed (polled) again, never sent again"
         )
-    elif state in ("sending", "unknown", *q.TERMINAL):
+    elif state in _SENT_UNKNOWN_ORDER:
         warnings.append(f"txn {txn_id} is {state}: LUNA may hold a work order for it; {_UNKNOWN_AFTER_RESET}")
     if txn is not None and txn["tui_id"] is None:
         warnings.append(
@@ -112,7 +119,7 @@ def reset(store: Store, *, txn_id: str | None) -> ResetPlan:
         # checked again inside the write, the txns locked: a push may have claimed one since the plan
         _refuse_in_flight([row["txn_id"] for row in q.leased(session, now=now, txn_id=txn_id, lock=True)])
         if txn_id is None:
-            q.forget_all(session, actor=actor, now=now)
+            q.forget_all(session, actor=actor, now=now, states=STATES)
         else:
             q.forget_txn(session, txn_id=txn_id, actor=actor, now=now)
     return plan
@@ -134,7 +141,9 @@ def read_state_file(path: Path) -> tuple[dict[str, str], list[str]]:
         raise ConfigError(f"state file {path} does not exist", "Pass the old agent's state.json (STATE_PATH)") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"state file {path} cannot be read: {exc}", "Pass the old agent's state.json") from None
-    created, done = (data.get("created", {}), data.get("done", [])) if isinstance(data, dict) else (None, None)
+    created, done = (
+        (data.get(moves.OLD_CREATED, {}), data.get(moves.OLD_DONE, [])) if isinstance(data, dict) else (None, None)
+    )
     if not isinstance(created, dict) or not isinstance(done, list):
         raise ConfigError(
             f"state file {path} is not the old agent's format",
@@ -147,7 +156,7 @@ def import_state(store: Store, *, path: Path, currency: str = "XAF") -> dict[str
     """Import the old agent's state file: created → polled work orders, done → successful; idempotent."""
     created, done = read_state_file(path)
     with store.writer() as session:
-        counts = q.import_old_state(
+        counts = moves.import_old_state(
             session, created=created, done=done, currency=currency, actor=f"import@{owner_name()}", now=utcnow()
         )
     return {"path": str(path), "entries": len(set(created) | set(done)), **asdict(counts)}
