@@ -15,10 +15,11 @@ from camsync.commands import db, demo, doctor, luna, runall, runs, sandbox, smar
 from camsync.commands.context import AppContext
 from camsync.commands.progress import run_progress, wanted
 from camsync.errors import CamsyncError, ExitCode
+from camsync.sync.jobs import describe
 
 app = typer.Typer(
     name="camsync",
-    help="Keep your apps in sync with LUNA OASYS (PAY+ top-ups) and the SmartUp ERP (products and orders).",
+    help=f"Keep your apps in sync with the systems they depend on: {describe()}, with a run ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -83,7 +84,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """camsync: LUNA push and SmartUp pull, with a run ledger, in one tool."""
+    """camsync: every job, with a run ledger, in one tool."""
     from camsync.logs import setup_logging
 
     _state["verbosity"] = verbose

@@ -87,3 +87,11 @@ class UpstreamError(CamsyncError):
         self.status = status
         self.code = code
         self.retryable = retryable
+
+
+class EndpointError(UpstreamError):
+    """A request could not be taken by the upstream it was meant for: a wrong URL (no such route, a scheme or
+    host that cannot work), refused credentials, a certificate that does not verify. Nothing was done upstream;
+    the fix is a setting."""
+
+    exit_code = ExitCode.CONFIG

@@ -2,7 +2,7 @@
 
 Every record carries time, level, job, run id, event and fields. Text format (for people):
 
-    2026-11-22T10:00:00Z INFO  luna#12 [create] txn=T1 meter=M1 amount=1500 XAF
+    2026-11-22T10:00:00Z INFO  orders#12 [window] from=2026-11-15 to=2026-11-22 fetched=340
 
 JSON format (one object a line) carries the same keys. `job` and `run_id` come from context variables set by
 the run ledger, so every line a job writes names its run. All output passes through `redact`, which removes
@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from camsync.redaction import hide_url_credentials
+
 current_job: contextvars.ContextVar[str | None] = contextvars.ContextVar("camsync_job", default=None)
 current_run: contextvars.ContextVar[int | None] = contextvars.ContextVar("camsync_run", default=None)
 
 _secrets: set[str] = set()
-_URL_CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@/]+@")
 _AUTH_HEADER = re.compile(r"(?i)(?P<head>authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer)\s+)[\w.~+/=-]+")
 _PAIR = re.compile(
     r"(?i)(?P<head>\b[\w-]*(?:password|passwd|pass|secret|token|apikey|api_key)['\"]?\s*[=:]\s*['\"]?)"
@@ -55,7 +56,7 @@ def redact(text: str) -> str:
     for secret in _short_secrets:
         if secret in text:
             text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", "****", text)
-    text = _URL_CREDENTIALS.sub(r"\g<head>****@", text)
+    text = hide_url_credentials(text)
     text = _AUTH_HEADER.sub(r"\g<head>****", text)
     return _PAIR.sub(r"\g<head>****", text)
 

@@ -7,6 +7,7 @@ validation, the docs and `camsync doctor`. Values from the process environment w
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from camsync.errors import ConfigError
+from camsync.redaction import hide_url_credentials
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
@@ -26,7 +28,7 @@ class Var:
     """The description of one environment variable."""
 
     env: str
-    kind: str  # str | int | float | bool | choice | list | url | secret | tz
+    kind: str  # str | int | float | bool | choice | list | url | http_url | template | secret | tz
     help: str
     group: str
     min: float | None = None
@@ -53,6 +55,10 @@ class Var:
             return noun
         if self.kind == "url":
             return "a URL such as https://host/path"
+        if self.kind == "http_url":
+            return "an http:// or https:// URL such as https://host/path"
+        if self.kind == "template":
+            return "an http:// or https:// URL, or a path below the base URL"
         if self.kind == "tz":
             return "an IANA time zone such as Asia/Tashkent"
         if self.kind == "list":
@@ -123,7 +129,7 @@ class Settings:
     # --- SmartUp -----------------------------------------------------------------------------------------
     smartup_base_url: str = var(
         "SMARTUP_BASE_URL",
-        "url",
+        "http_url",
         "",
         "SmartUp API base URL, with the tenant's path prefix if any.",
         "smartup",
@@ -146,21 +152,21 @@ class Settings:
     )
     smartup_inventory_export_url: str = var(
         "SMARTUP_INVENTORY_EXPORT_URL",
-        "url",
+        "http_url",
         "",
         "Products export URL. Empty: {SMARTUP_BASE_URL}/b/anor/mxsx/mr/inventory$export.",
         "smartup",
     )
     smartup_orders_export_url: str = var(
         "SMARTUP_ORDERS_EXPORT_URL",
-        "url",
+        "http_url",
         "",
         "Orders export URL. Empty: {SMARTUP_BASE_URL}/b/trade/txs/tdeal/order$export.",
         "smartup",
     )
     smartup_prices_export_url: str = var(
         "SMARTUP_PRICES_EXPORT_URL",
-        "url",
+        "http_url",
         "",
         "Prices export URL. Empty: {SMARTUP_BASE_URL}/b/anor/api/v2/mkf/product_price$export.",
         "smartup",
@@ -216,23 +222,27 @@ class Settings:
         max=604800,
     )
     # --- LUNA OASYS --------------------------------------------------------------------------------------
-    luna_base_url: str = var("LUNA_BASE_URL", "url", "", "LUNA OASYS REST base URL.", "luna", required_for="luna")
+    luna_base_url: str = var("LUNA_BASE_URL", "http_url", "", "LUNA OASYS REST base URL.", "luna", required_for="luna")
     luna_create_url: str = var(
-        "LUNA_CREATE_URL", "str", "", "Create URL template. Empty: {LUNA_BASE_URL}/workorders.", "luna"
+        "LUNA_CREATE_URL", "template", "", "Create URL template. Empty: {LUNA_BASE_URL}/workorders.", "luna"
     )
     luna_status_url: str = var(
-        "LUNA_STATUS_URL", "str", "", "Status URL template with {id}. Empty: {LUNA_BASE_URL}/workorders/{id}.", "luna"
+        "LUNA_STATUS_URL",
+        "template",
+        "",
+        "Status URL template with {id}. Empty: {LUNA_BASE_URL}/workorders/{id}.",
+        "luna",
     )
     luna_lastread_url: str = var(
         "LUNA_LASTREAD_URL",
-        "str",
+        "template",
         "",
         "Meter last-readout URL template with {meter}. Empty: {LUNA_BASE_URL}/meters/{meter}/lastreadout.",
         "luna",
     )
     luna_lookup_url: str = var(
         "LUNA_LOOKUP_URL",
-        "str",
+        "template",
         "",
         "Lookup-by-reference URL template with {ref}. Empty: "
         "{LUNA_BASE_URL}/workorders?ClientReference={ref}; `none` when the server has no lookup.",
@@ -281,6 +291,25 @@ class Settings:
     )
     luna_concurrency: int = var(
         "LUNA_CONCURRENCY", "int", 8, "Creates and polls in flight at once.", "luna", min=1, max=64
+    )
+    luna_max_amount: float = var(
+        "LUNA_MAX_AMOUNT",
+        "float",
+        1_000_000.0,
+        "Largest amount pushed without review: a top-up above it is held (state held) until an operator "
+        "releases it with `luna replay TXN --force`.",
+        "luna",
+        min=1,
+    )
+    luna_sweep_interval_seconds: int = var(
+        "LUNA_SWEEP_INTERVAL_SECONDS",
+        "int",
+        86400,
+        "Least time between two full sweeps inside `luna push`: every USED row of the app DB compared with "
+        "the store, so a row the incremental scan missed is pushed (0: only with `luna push --sweep`).",
+        "luna",
+        min=0,
+        max=366 * 86400,
     )
     luna_currency: str = var("LUNA_CURRENCY", "str", "XAF", "Currency when the app's topup row has none.", "luna")
     verify_tls: bool = var("VERIFY_TLS", "bool", True, "Verify TLS certificates of LUNA and SmartUp.", "http")
@@ -367,12 +396,22 @@ def mask(value: str, spec: Var | None = None) -> str:
     """Show a value in a message without the secret inside it."""
     if spec is not None and spec.secret:
         return "****" if value else ""
-    return re.sub(r"([^\s:/@]+:)[^\s@/]+@", r"\1****@", value)
+    return hide_url_credentials(value)
 
 
 def settings_vars() -> list[tuple[str, Var, Any]]:
     """(field name, Var, default) for every setting, in declaration order."""
     return [(f.name, f.metadata["var"], f.default) for f in fields(Settings)]
+
+
+_HTTP_SCHEMES = ("http", "https")
+
+
+def _foreign_scheme(template: str) -> bool:
+    """Whether a URL template names a scheme other than http(s) (a path or `{base}…` has none of its own)."""
+    return (
+        "://" in template and not template.startswith("{") and template.split("://", 1)[0].lower() not in _HTTP_SCHEMES
+    )
 
 
 def _parse(spec: Var, raw: str) -> Any:
@@ -385,6 +424,8 @@ def _parse(spec: Var, raw: str) -> Any:
         raise ValueError
     if spec.kind in ("int", "float"):
         number: float = int(value) if spec.kind == "int" else float(value)
+        if not math.isfinite(number):
+            raise ValueError
         if (spec.min is not None and number < spec.min) or (spec.max is not None and number > spec.max):
             raise ValueError
         return number
@@ -394,13 +435,17 @@ def _parse(spec: Var, raw: str) -> Any:
         return value.lower()
     if spec.kind == "list":
         return tuple(item.strip() for item in value.split(",") if item.strip())
-    if spec.kind == "url" and value:
+    if spec.kind in ("url", "http_url") and value:
         parts = urlsplit(value)
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or not (
             parts.netloc or parts.scheme.startswith("sqlite")
         ):
             raise ValueError
+        if spec.kind == "http_url" and parts.scheme not in _HTTP_SCHEMES:
+            raise ValueError
         return value
+    if spec.kind == "template" and _foreign_scheme(value):
+        raise ValueError
     if spec.kind == "tz" and value:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -431,7 +476,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     values: dict[str, Any] = {}
     for name, spec, _default in settings_vars():
         raw = merged.get(spec.env)
-        if raw is None or (raw.strip() == "" and spec.kind not in ("str", "secret", "url")):
+        if raw is None or (raw.strip() == "" and spec.kind not in ("str", "secret", "url", "http_url", "template")):
             continue
         try:
             values[name] = _parse(spec, raw)

@@ -71,3 +71,12 @@ def test_a_short_secret_is_redacted_as_a_whole_token() -> None:
     register_secret("x9")
     assert redact("login with password x9 failed") == "login with password **** failed"
     assert redact("box9 and x90 stay") == "box9 and x90 stay"
+
+
+@pytest.mark.parametrize("password", ["p@ss@word", "pa:ss:wd", "pa/ss/wd", "p@:/x"])
+def test_a_url_password_with_at_colon_or_slash_is_hidden_whole(password: str) -> None:
+    from camsync.settings import mask
+
+    line = f"cannot connect to postgresql://app:{password}@db.internal:5432/camsync: refused"
+    for shown in (redact(line), mask(line)):
+        assert shown == "cannot connect to postgresql://app:****@db.internal:5432/camsync: refused"

@@ -87,7 +87,7 @@ def test_values_are_parsed_by_kind() -> None:
         ("VERIFY_TLS", "maybe", "true or false"),
         ("SYNC_MODE", "sometimes", "one of daemon, cron, once"),
         ("SMARTUP_TIMEZONE", "Mars/Olympus", "an IANA time zone"),
-        ("LUNA_BASE_URL", "not a url", "a URL"),
+        ("LUNA_BASE_URL", "not a url", "an http:// or https:// URL"),
     ],
 )
 def test_bad_value_names_variable_value_and_allowed(env: str, value: str, allowed: str) -> None:
@@ -138,3 +138,40 @@ def test_require_names_the_missing_variable() -> None:
 def test_every_variable_has_help_and_a_group() -> None:
     for _name, spec, _default in settings_vars():
         assert spec.help.strip() and spec.group, spec.env
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LUNA_BASE_URL", "htp://luna.example/api"),
+        ("LUNA_BASE_URL", "ftp://luna.example/api"),
+        ("SMARTUP_BASE_URL", "file:///etc/passwd"),
+        ("SMARTUP_ORDERS_EXPORT_URL", "ws://smartup.example/x"),
+        ("LUNA_CREATE_URL", "htp://luna.example/workorders"),
+        ("LUNA_LOOKUP_URL", "gopher://luna.example/workorders?ref={ref}"),
+        ("TIMEOUT_SECONDS", "nan"),
+        ("TIMEOUT_SECONDS", "inf"),
+        ("TIMEOUT_SECONDS", "-inf"),
+    ],
+)
+def test_a_url_that_is_not_http_and_a_number_that_is_not_finite_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}=") as caught:
+        load_settings({name: value})
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LUNA_BASE_URL", "https://luna.example/api"),
+        ("LUNA_BASE_URL", "HTTP://luna.example/api"),
+        ("LUNA_CREATE_URL", "/api/v2/workorders"),
+        ("LUNA_CREATE_URL", "{LUNA_BASE_URL}/workorders"),
+        ("LUNA_STATUS_URL", "https://luna.example/workorders/{id}"),
+        ("LUNA_LOOKUP_URL", "none"),
+    ],
+)
+def test_http_urls_paths_and_templates_are_accepted(name: str, value: str) -> None:
+    fields = ("luna_base_url", "luna_create_url", "luna_status_url", "luna_lookup_url")
+    settings = load_settings({name: value})
+    assert value in {getattr(settings, field) for field in fields}

@@ -1,4 +1,4 @@
-"""`camsync doctor`: check the settings, the store, the PAY+ app database, LUNA and SmartUp; write nothing."""
+"""`camsync doctor`: check the settings, the store and every job's upstreams and sources; write nothing."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ STATUS_STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "di
 
 
 def doctor(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Check that camsync can run: settings, store, PAY+ app database, LUNA OASYS and SmartUp.
+    """Check that camsync can run: the settings, the store, and each job's upstreams and sources.
 
-    Writes nothing anywhere; the SmartUp probe spends one reference call. Exit 1 when a check FAILs.
+    Writes nothing anywhere (an upstream without a free call may count one probe call against its budget: the
+    check says so). Exit 1 when a check FAILs.
     """
     from camsync.commands.render import console, print_json
     from camsync.sync.doctor import any_failed, diagnose

@@ -44,7 +44,7 @@ class RunBars:
         c = handle.counts
         done = c["inserted"] + c["updated"] + c["unchanged"] + c["failed"]
         counts = " ".join(f"{k}={v}" for k, v in c.items() if v)
-        live = handle.details.get("live")  # a job's own view while it works (the LUNA pool's)
+        live = handle.details.get("live")  # a job's own view while it works (a worker pool's)
         if isinstance(live, dict) and event != "end":
             done = int(live.get("finished", done))
             counts = " ".join(f"{k}={v}" for k, v in live.items() if v)

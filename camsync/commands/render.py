@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,13 @@ STATUS_STYLE = {"SUCCESS": "green", "FAILED": "red", "PARTIAL": "yellow", "RUNNI
 def print_json(data: Any) -> None:
     """Write `data` as JSON on stdout (plain, never coloured)."""
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def print_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write `rows` as CSV on stdout, with a header line of `columns`."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
 
 
 def fmt_time(value: datetime | str | None) -> str:

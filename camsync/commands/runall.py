@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from camsync.commands.context import get_context
+from camsync.sync.jobs import job_names
 
-JOB_NAMES = "smartup-products, smartup-orders, luna-push"
-OnlyOption = Annotated[list[str] | None, typer.Option("--only", help=f"Run only this job (repeatable): {JOB_NAMES}.")]
+OnlyOption = Annotated[list[str] | None, typer.Option("--only", help=f"Run only this job (repeatable): {job_names()}.")]
 SkipOption = Annotated[list[str] | None, typer.Option("--skip", help="Do not run this job (repeatable).")]
 MetricsFileOption = Annotated[
     Path | None,
@@ -39,7 +39,7 @@ def run_all(
     force: Annotated[bool, typer.Option("--force", help="Run every selected job even if it is not due.")] = False,
     metrics_file: MetricsFileOption = None,
 ) -> None:
-    """Run every due job once: SmartUp products (hourly by default), SmartUp orders and the LUNA push.
+    """Run every due job once, each at its own cadence (its interval setting; 0 runs it on every call).
 
     Exit 0 when all that ran succeeded, 3 when some failed, 1 when all failed, 75 when another run-all is active.
     """

@@ -8,11 +8,13 @@ import typer
 
 from camsync.commands.context import get_context
 from camsync.commands.options import JsonOption, LimitOption
+from camsync.sync.jobs import ledger_names
 
 app = typer.Typer(
     help="Show the run ledger: every run of every job, with its counts and outcome.", no_args_is_help=True
 )
 
+_LEDGER_JOBS, _RUN_TYPES = ledger_names()
 STATUSES = ("RUNNING", "SUCCESS", "FAILED", "PARTIAL")
 
 
@@ -28,7 +30,9 @@ def list_runs(
     job: Annotated[
         str | None,
         typer.Option(
-            "--job", "-j", help="Only this job (smartup, luna, run-all) or run type (products, orders, full, push)."
+            "--job",
+            "-j",
+            help=f"Only this job ({', '.join([*_LEDGER_JOBS, 'run-all'])}) or run type ({', '.join(_RUN_TYPES)}).",
         ),
     ] = None,
     status: Annotated[

@@ -11,7 +11,7 @@ from camsync.commands.context import get_context
 from camsync.commands.options import DryRunOption, JsonOption
 
 if TYPE_CHECKING:
-    from camsync.sync.smartup import SyncResult
+    from camsync.sync.smartup.result import SyncResult
 
 app = typer.Typer(
     help="Pull products and orders from the SmartUp ERP into PostgreSQL (or SQLite).", no_args_is_help=True
@@ -27,7 +27,7 @@ def products(
     ctx: typer.Context, full: FullOption = False, dry_run: DryRunOption = False, as_json: JsonOption = False
 ) -> None:
     """Pull products changed since the last sync (a full refresh on --full, the first run, or daily)."""
-    from camsync.sync.smartup import sync_products
+    from camsync.sync.smartup.pull import sync_products
 
     context = get_context(ctx)
     context.settings.require("smartup")
@@ -55,7 +55,7 @@ def orders(
     as_json: JsonOption = False,
 ) -> None:
     """Pull orders modified since the last sync, in windows of at most day_range_limit days."""
-    from camsync.sync.smartup import sync_orders
+    from camsync.sync.smartup.pull import sync_orders
 
     context = get_context(ctx)
     context.settings.require("smartup")
@@ -80,7 +80,7 @@ def order(
     as_json: JsonOption = False,
 ) -> None:
     """Pull and upsert one order by its deal_id (the orders cursor does not move)."""
-    from camsync.sync.smartup import sync_order
+    from camsync.sync.smartup.pull import sync_order
 
     context = get_context(ctx)
     context.settings.require("smartup")
@@ -95,7 +95,7 @@ def sync(
     ctx: typer.Context, full: FullOption = False, dry_run: DryRunOption = False, as_json: JsonOption = False
 ) -> None:
     """Products, then orders, as one run with two child runs (PARTIAL when one of them fails)."""
-    from camsync.sync.smartup import sync_all
+    from camsync.sync.smartup.pull import sync_all
 
     context = get_context(ctx)
     context.settings.require("smartup")

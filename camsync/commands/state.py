@@ -36,8 +36,8 @@ def reset(
     The history of every txn is kept. Txns a running push is working on are refused.
     """
     from camsync.commands.render import console, print_table
-    from camsync.sync.luna_admin import plan_reset
-    from camsync.sync.luna_admin import reset as run_reset
+    from camsync.sync.luna.admin import plan_reset
+    from camsync.sync.luna.admin import reset as run_reset
 
     if bool(txn) == all_:
         raise UsageError("pass either --txn ID or --all", "See `camsync state reset --help`")
@@ -67,7 +67,7 @@ def import_json(
     Nothing imported is ever sent to LUNA again.
     """
     from camsync.commands.render import console, print_json
-    from camsync.sync.luna_admin import import_state
+    from camsync.sync.luna.admin import import_state
 
     context = get_context(ctx)
     result = import_state(
@@ -76,7 +76,8 @@ def import_json(
     if as_json:
         print_json(result)
         return
+    created = result["created"]  # not a txn state: the old agent's word
     console.print(
-        f"Imported {result['path']}: {result['entries']} txns; {result['created']} created (to be polled), "
+        f"Imported {result['path']}: {result['entries']} txns; {created} created (to be polled), "
         f"{result['done']} done (successful), {result['already_known']} already known (left as they are)."
     )

@@ -9,6 +9,7 @@ import typer
 
 from camsync.commands.context import get_context
 from camsync.commands.options import JsonOption
+from camsync.sync.jobs import job_names
 
 if TYPE_CHECKING:
     from camsync.sync.metrics import StatusReport
@@ -24,9 +25,7 @@ MaxAgeOption = Annotated[
 ]
 JobOption = Annotated[
     list[str] | None,
-    typer.Option(
-        "--job", metavar="JOB", help="Only this job (repeatable): smartup-products, smartup-orders, luna-push, run-all."
-    ),
+    typer.Option("--job", metavar="JOB", help=f"Only this job (repeatable): {job_names()}, run-all."),
 ]
 
 
@@ -36,7 +35,7 @@ def status(
     """Summarise every job: its last run, that run's status, its last success and how long ago that was.
 
     Reads the ledger only. Exit 0, or 1 with --max-age when a configured job's last success is too old or
-    missing; a job whose upstream is not configured (no SMARTUP_BASE_URL / LUNA_BASE_URL) is shown, not judged.
+    missing; a job whose upstream is not configured (its base URL is empty) is shown, not judged.
     """
     from camsync.commands.render import err_console, print_json, print_table
     from camsync.sync.metrics import status_report

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from luna_cli_support import luna_env
 
-from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
 from camsync.sandbox.server import RunningSandbox
-from camsync.source.payplus_sample import make_payplus_db
 
 ROWS = [
     {"id": 1, "txn_id": "T1", "amount": "1,500"},
@@ -22,25 +20,8 @@ ROWS = [
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_luna_sandbox(LunaSandboxConfig(waiting_seconds=0.05, in_progress_seconds=0.05))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
 def env(db_url: str, tmp_path: Path, sandbox: RunningSandbox) -> dict[str, str]:
-    make_payplus_db(tmp_path / "app.db", ROWS)
-    return {
-        "DATABASE_URL": db_url,
-        "APP_DB_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "LUNA_BASE_URL": sandbox.url,
-        "LUNA_USERNAME": sandbox.app.config.username,
-        "LUNA_PASSWORD": sandbox.app.config.password,
-        "LUNA_POLL_INITIAL_SECONDS": "0.1",
-    }
+    return luna_env(db_url, tmp_path / "app.db", sandbox, ROWS)
 
 
 def test_push_sends_each_good_row_once_logs_familiar_lines_and_reports_rejects(run_cli, env, sandbox) -> None:
@@ -140,7 +121,7 @@ def test_import_json_reads_state_path_and_is_idempotent(run_cli, env, tmp_path: 
 def test_refused_credentials_fail_the_run_without_showing_the_password(run_cli, env, sandbox) -> None:
     env = {**env, "LUNA_PASSWORD": "wrong-secret-value"}
     result = run_cli("luna", "push", "--wait", env=env)
-    assert result.exit_code == 1 and "refused the credentials" in result.stderr
+    assert result.exit_code == 4 and "refused the credentials" in result.stderr
     assert "wrong-secret-value" not in result.stdout + result.stderr
     data = json.loads(run_cli("luna", "status", "--json", env=env).stdout)
     assert data["counts"]["discovered"] == 2 and sandbox.app.stats()["work_orders"] == 0
@@ -149,7 +130,7 @@ def test_refused_credentials_fail_the_run_without_showing_the_password(run_cli, 
 
 
 def test_status_shows_txns_with_several_work_orders(run_cli, env, db_url) -> None:
-    from camsync.store import luna as q
+    from camsync.store import luna_txns
     from camsync.store.base import utcnow
     from camsync.store.engine import open_store
 
@@ -157,10 +138,39 @@ def test_status_shows_txns_with_several_work_orders(run_cli, env, db_url) -> Non
     store = open_store(db_url)
     try:
         with store.writer() as session:
-            q.add_event(session, txn_id="T1", kind="duplicate_work_orders", message="2", actor="t", now=utcnow())
+            luna_txns.add_event(
+                session, txn_id="T1", kind="duplicate_work_orders", message="2", actor="t", now=utcnow()
+            )
     finally:
         store.dispose()
     result = run_cli("luna", "status", env=env)
     assert "1 txns have several work orders in LUNA" in result.stdout
     data = json.loads(run_cli("luna", "status", "--json", env=env).stdout)
     assert data["duplicate_work_orders"] == 1
+
+
+def test_a_wrong_base_path_exits_4_fails_no_txn_and_the_fixed_url_sends_them_all(run_cli, env, sandbox) -> None:
+    wrong = {**env, "LUNA_BASE_URL": f"{sandbox.url}/api/v9"}  # the sandbox answers an HTML 404 there
+    result = run_cli("luna", "push", "--wait", env=wrong)
+    assert result.exit_code == 4, result.stderr
+    assert "no such route" in result.stderr and "LUNA_BASE_URL" in result.stderr
+    counts = json.loads(run_cli("luna", "status", "--json", env=env).stdout)["counts"]
+    assert counts["discovered"] == 2 and counts["failed"] == 0 and counts["unknown"] == 0
+    fixed = run_cli("luna", "push", "--wait", env=env)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert sandbox.app.stats()["by_reference"] == {"T1": 1, "T2": 1}
+
+
+def test_replay_by_state_shows_the_plan_asks_then_sends_every_failed_txn_once(run_cli, env, sandbox) -> None:
+    sandbox.app.configure(unknown_meters="M-1,M-9")
+    assert run_cli("luna", "push", "--wait", env=env).exit_code == 3
+    assert json.loads(run_cli("luna", "status", "--json", env=env).stdout)["counts"]["failed"] == 2
+    sandbox.app.configure(unknown_meters="")
+    asked = run_cli("luna", "replay", "--state", "failed", env=env)  # no --yes, and nobody answers: nothing done
+    assert asked.exit_code != 0 and "2 txns failed" in asked.stdout
+    assert sandbox.app.stats()["requests"]["create"] == 2
+    done = run_cli("luna", "replay", "--state", "failed", "--yes", env=env)
+    assert done.exit_code == 0, done.stderr
+    assert "Replayed 2 txns failed; now: 2 successful." in done.stdout
+    assert run_cli("luna", "replay", "--state", "successful", "--yes", env=env).exit_code == 2
+    assert run_cli("luna", "replay", env=env).exit_code == 2

@@ -19,7 +19,7 @@ import pytest
 from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
 from camsync.sandbox.server import RunningSandbox
 from camsync.source.payplus_sample import make_payplus_db
-from camsync.store import luna as q
+from camsync.store import luna_admin
 from camsync.store.engine import open_store
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ class Rig:
         store = open_store(self.db_url)
         try:
             with store.session() as session:
-                return {row["txn_id"]: row["state"] for row in q.list_txns(session, limit=100)}
+                return {row["txn_id"]: row["state"] for row in luna_admin.list_txns(session, limit=100)}
         finally:
             store.dispose()
 

@@ -11,7 +11,7 @@ import pytest
 
 from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
 from camsync.source.payplus_sample import make_payplus_db
-from camsync.store import luna as q
+from camsync.store import luna_admin
 from camsync.store.engine import open_store
 from camsync.store.runs import list_runs
 
@@ -47,7 +47,7 @@ def test_two_push_processes_share_the_work_without_a_double_send(db_url: str, tm
     store = open_store(db_url)
     try:
         with store.session() as session:
-            assert q.count_by_state(session)["successful"] == TOPUPS
+            assert luna_admin.count_by_state(session)["successful"] == TOPUPS
             runs = list_runs(session, job="luna")
             assert sorted(run.status for run in runs) == ["SUCCESS", "SUCCESS"]
             assert sum(run.inserted for run in runs) == TOPUPS

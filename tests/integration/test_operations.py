@@ -18,7 +18,7 @@ import pytest
 
 from camsync.sandbox.luna import LunaSandboxConfig, start_luna_sandbox
 from camsync.source.payplus_sample import make_payplus_db
-from camsync.store import luna as q
+from camsync.store import luna_admin
 from camsync.store.engine import open_store
 from camsync.store.locks import job_lock
 
@@ -45,7 +45,7 @@ def _states(db_url: str) -> dict[str, str]:
     store = open_store(db_url)
     try:
         with store.session() as session:
-            return {row["txn_id"]: row["state"] for row in q.list_txns(session, limit=1000)}
+            return {row["txn_id"]: row["state"] for row in luna_admin.list_txns(session, limit=1000)}
     finally:
         store.dispose()
 
