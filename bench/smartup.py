@@ -104,7 +104,7 @@ def _settings(sandbox_url: str, db_url: str) -> Any:
 def phase_sync(sandbox_url: str, db_url: str) -> dict[str, Any]:
     """A full product refresh (with prices) and an orders back-fill, as camsync runs them."""
     from camsync.store.engine import open_store
-    from camsync.sync.smartup import sync_orders, sync_products
+    from camsync.sync.smartup.pull import sync_orders, sync_products
 
     settings = _settings(sandbox_url, db_url)
     store = open_store(settings.store_url)
