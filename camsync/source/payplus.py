@@ -7,23 +7,30 @@ app's writers are never held up. Bad rows are never skipped: they come out with 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from camsync.errors import CamsyncError, ConfigError
+from camsync.errors import CamsyncError
 from camsync.logs import get_logger
 from camsync.settings import Settings, mask, normalize_db_url
+from camsync.source.payplus_db import (
+    AppTable,
+    SourceNames,
+    joined_query,
+    read_only_engine,
+    reflect,
+    shared_in_range,
+    shared_in_table,
+    shared_txn_ids,
+)
 from camsync.source.payplus_values import (
     MAX_AMOUNT_TEXT,
     Undecodable,
@@ -36,24 +43,22 @@ from camsync.source.payplus_values import (
 
 log = get_logger(__name__)
 
-# The columns the reader needs, by logical table; the optional ones read as NULL when the table lacks them.
-NEEDED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "tuis": ("id", "txn_id", "amount", "status", "created_at"),
-    "topups": ("txn_id", "meter_id", "currency", "amount"),
-    "meters": ("id", "meter_number"),
-}
-OPTIONAL_COLUMNS = frozenset({("tuis", "created_at"), ("topups", "currency"), ("topups", "amount")})
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-_IN_CHUNK = 500
+_ODD_TYPES = frozenset({bytes, bytearray, memoryview, Undecodable})  # values to decode before reading a row
+_LONG_RANGE = 50_000  # a scan over more ids than this finds the shared txn_ids of the whole table first
+# The values of a joined record, in the order of `joined_query`.
+_FIELDS = (
+    "id", "txn_id", "status", "amount", "created_at", "topup_txn_id", "meter_id", "currency", "topup_amount",
+    "meter_row_id", "meter_number",
+)  # fmt: skip
 
 
 class SourceUnavailable(CamsyncError):
     """The PAY+ app database cannot be read right now."""
 
 
-@dataclass(frozen=True)
-class SourceRow:
-    """One `tuis` row joined to its topup and meter; `reject_reason` is None when it can be pushed."""
+class SourceRow(NamedTuple):
+    """One `tuis` row joined to its topup and meter; `reject_reason` is None when it can be pushed (a tuple: a
+    scan makes one per row of the app DB)."""
 
     tui_id: int
     txn_id: str | None
@@ -68,71 +73,6 @@ class SourceRow:
     has_topup_amount: bool = False  # False when the app DB has no topups.amount column
 
 
-@dataclass(frozen=True)
-class SourceNames:
-    """Table and column names of the app DB: the PAY+ defaults, or the renames of `APP_DB_*`."""
-
-    tuis: str = "tuis"
-    topups: str = "topups"
-    meters: str = "meters"
-    columns: dict[str, str] = field(default_factory=dict, hash=False)  # "tuis.amount" -> "amount_text"
-
-    def __post_init__(self) -> None:
-        for setting, name in (
-            ("APP_DB_TUIS_TABLE", self.tuis),
-            ("APP_DB_TOPUPS_TABLE", self.topups),
-            ("APP_DB_METERS_TABLE", self.meters),
-        ):
-            _check_name(setting, name, dotted=True)
-        for key, name in self.columns.items():
-            table, _, column = key.partition(".")
-            if column not in NEEDED_COLUMNS.get(table, ()):
-                known = ", ".join(f"{t}.{c}" for t, cs in NEEDED_COLUMNS.items() for c in cs)
-                raise ConfigError(f"APP_DB_COLUMNS renames unknown column {key!r}", f"Rename one of: {known}")
-            _check_name("APP_DB_COLUMNS", name, dotted=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SourceNames:
-        """The names configured by APP_DB_TUIS_TABLE, APP_DB_TOPUPS_TABLE, APP_DB_METERS_TABLE, APP_DB_COLUMNS."""
-        tables = {
-            "tuis": settings.app_db_tuis_table.strip() or "tuis",
-            "topups": settings.app_db_topups_table.strip() or "topups",
-            "meters": settings.app_db_meters_table.strip() or "meters",
-        }
-        return cls(**tables, columns=parse_columns(settings.app_db_columns, tables))
-
-    def table(self, logical: str) -> str:
-        return str(getattr(self, logical))
-
-    def column(self, logical_table: str, logical_column: str) -> str:
-        return self.columns.get(f"{logical_table}.{logical_column}", logical_column)
-
-
-def parse_columns(text: str, tables: dict[str, str] | None = None) -> dict[str, str]:
-    """`APP_DB_COLUMNS` (`table.column=name,…`) as {"table.column": name}; a table may be named as renamed."""
-    renamed = {real: logical for logical, real in (tables or {}).items()}
-    columns: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, name = (piece.strip() for piece in item.partition("="))
-        table, dot, column = key.partition(".")
-        if not sep or not dot or not name:
-            raise ConfigError(
-                f"APP_DB_COLUMNS item {item!r} is not table.column=name",
-                "Write it like tuis.amount=amount_text,meters.meter_number=serial",
-            )
-        columns[f"{renamed.get(table, table)}.{column}"] = name
-    return columns
-
-
-def _check_name(setting: str, name: str, *, dotted: bool) -> None:
-    parts = name.split(".", 1) if dotted else [name]
-    if not all(_NAME.match(part) for part in parts):
-        raise ConfigError(
-            f"{setting} names {name!r}, which is not a plain table or column name",
-            "Use letters, digits and underscores (a table may be schema.table)",
-        )
-
-
 class PayplusSource:
     """The PAY+ app database, read-only."""
 
@@ -140,8 +80,8 @@ class PayplusSource:
         self.names = names or SourceNames()
         self.default_currency = default_currency
         self.url = normalize_db_url(url)
-        self.engine = _read_only_engine(self.url)
-        self._tables: dict[str, _Table] | None = None
+        self.engine = read_only_engine(self.url)
+        self._tables: dict[str, AppTable] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PayplusSource:
@@ -167,10 +107,10 @@ class PayplusSource:
         self._tables = None
         self._schema()
 
-    def _schema(self) -> dict[str, _Table]:
+    def _schema(self) -> dict[str, AppTable]:
         if self._tables is None:
             with self._reading() as conn:
-                self._tables = _reflect(conn, self.names)
+                self._tables = reflect(conn, self.names)
         return self._tables
 
     # --- reads -----------------------------------------------------------------------------------------------
@@ -185,15 +125,18 @@ class PayplusSource:
         """The rows with id > `after_id` (every status) and those whose id is in `ids`, in id order.
 
         Each batch of `batch_size` rows is read in its own short transaction; between batches nothing is held.
+        A long range (a first scan, a sweep) first finds the txn_ids shared by several rows of the whole table in
+        one pass over its index, instead of once per batch.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         earlier = sorted({int(i) for i in ids if int(i) <= after_id})
         for start in range(0, len(earlier), batch_size):
             yield from self._batch(ids=earlier[start : start + batch_size])[0]
+        known = self._shared_everywhere() if self.max_tui_id() - after_id > _LONG_RANGE else None
         cursor = after_id
         while True:
-            rows, fetched = self._batch(after_id=cursor, limit=batch_size)
+            rows, fetched = self._batch(after_id=cursor, limit=batch_size, known=known)
             if fetched < batch_size:
                 yield from rows
                 return
@@ -202,68 +145,132 @@ class PayplusSource:
             yield from rows
             cursor = rows[-1].tui_id
 
+    def _shared_everywhere(self) -> _SharedTxnIds:
+        """The txn_ids carried by several rows of the whole table, as of its highest id now."""
+        tuis = self._schema()["tuis"]
+        with self._reading() as conn:
+            upto = int(conn.execute(sa.select(sa.func.max(tuis.columns["id"]))).scalar() or 0)
+            return _SharedTxnIds(upto, shared_in_table(conn, tuis))
+
     def _batch(
-        self, *, after_id: int | None = None, limit: int | None = None, ids: Sequence[int] = ()
+        self,
+        *,
+        after_id: int | None = None,
+        limit: int | None = None,
+        ids: Sequence[int] = (),
+        known: _SharedTxnIds | None = None,
     ) -> tuple[list[SourceRow], int]:
         """The rows of one batch, read in one short transaction, and how many joined records were fetched."""
         tables = self._schema()
-        query = _joined_query(tables)
+        query = joined_query(tables)
         tui_id = tables["tuis"].columns["id"]
         query = query.where(tui_id.in_(ids)) if after_id is None else query.where(tui_id > after_id).limit(limit)
-        with self._reading() as conn:
-            records = conn.execute(query.order_by(tui_id)).all()
-            if after_id is not None and records:  # a range: one query finds its shared txn_ids, in the database
-                shared = _shared_in_range(conn, tables["tuis"], after_id, records[-1].id)
-            else:
-                txn_ids = {t for r in records if _plain_text(t := text_value(r.txn_id))}
-                shared = _shared_txn_ids(conn, tables["tuis"], txn_ids)
+        try:
+            records, shared = self._fetch(query.order_by(tui_id), after_id, known, decode_bytes=False)
+        except _NotUtf8:  # a value of this batch is not UTF-8: read it again, bytes kept, to refuse that row only
+            records, shared = self._fetch(query.order_by(tui_id), after_id, known, decode_bytes=True)
         log.debug("app_db_batch", "read a batch of the PAY+ app DB", after_id=after_id, ids=len(ids), rows=len(records))
         rows: dict[int, SourceRow] = {}
+        has_topup_amount = "amount" in tables["topups"].columns
         for record in records:
-            if record.id in rows:  # topups.txn_id is not unique here: which meter to credit is unclear
-                rows[record.id] = replace(rows[record.id], reject_reason=_several_topups(record.txn_id, shared))
+            if record[0] in rows:  # topups.txn_id is not unique here: which meter to credit is unclear
+                rows[record[0]] = rows[record[0]]._replace(reject_reason=_several_topups(record[1], shared))
             else:
-                rows[record.id] = self._guarded_row(record, shared)
+                rows[record[0]] = self._guarded_row(record, shared, has_topup_amount)
         return list(rows.values()), len(records)
 
-    def _guarded_row(self, record: Any, shared: dict[str, list[int]]) -> SourceRow:
+    def _fetch(
+        self, query: sa.Select[Any], after_id: int | None, known: _SharedTxnIds | None, *, decode_bytes: bool
+    ) -> tuple[Sequence[Any], dict[str, list[int]]]:
+        """The joined records of `query` and the shared txn_ids among them, in one short transaction."""
+        tuis = self._schema()["tuis"]
+        with self._reading(decode_bytes=decode_bytes) as conn:
+            records = conn.execute(query).all()
+            if not records:
+                return records, {}
+            if after_id is not None and known is not None and records[-1][0] <= known.upto:
+                return records, known.owners
+            if after_id is not None:  # a range: one query finds its shared txn_ids, in the database
+                return records, shared_in_range(conn, tuis, after_id, records[-1][0])
+            txn_ids = {t for r in records if _plain_text(t := text_value(r[1]))}
+            return records, shared_txn_ids(conn, tuis, txn_ids)
+
+    def _guarded_row(self, record: Any, shared: dict[str, list[int]], has_topup_amount: bool) -> SourceRow:
         """The row, or, when it cannot be read, a reject naming it: no single row can fail a scan."""
         try:
-            return self._row(_Decoded(record), shared)
+            if not _ODD_TYPES.isdisjoint(map(type, record)):
+                values = tuple(text_value(value) for value in record)  # bytes read as text where they are UTF-8
+                named = dict(zip(_FIELDS, values, strict=True))
+                return self._row(values, shared, has_topup_amount, undecodable_column(named))
+            return self._row(record, shared, has_topup_amount, None)
         except Exception as exc:  # a value of a type or size nothing expected: this row only is refused
             reason = f"row cannot be read: {type(exc).__name__}: {str(exc)[:120]}"
-            log.warning("app_db_row", f"tuis.id={record.id} {reason}")
-            return SourceRow(int(record.id), None, "", None, None, None, self.default_currency, None, reason)
+            log.warning("app_db_row", f"tuis.id={record[0]} {reason}")
+            return SourceRow(int(record[0]), None, "", None, None, None, self.default_currency, None, reason)
 
-    def _row(self, record: Any, shared: dict[str, list[int]]) -> SourceRow:
-        undecodable = undecodable_column(record)
-        currency = self.default_currency if isinstance(record.currency, Undecodable) else None
-        currency = currency or str(record.currency or "").strip()[:8] or self.default_currency
-        amount, amount_reason = parse_amount(record.amount, currency=currency)
-        topup_amount, _ = parse_plain_amount(record.topup_amount) if record.topup_amount is not None else (None, None)
-        txn_id = record.txn_id
+    def _row(
+        self, record: Sequence[Any], shared: dict[str, list[int]], has_topup_amount: bool, undecodable: str | None
+    ) -> SourceRow:
+        """One joined record (its values in the order of `_FIELDS`) as a row."""
+        (tui_id, txn_id, status, amount_value, created_at, topup_txn_id, meter_id, currency_value) = record[:8]
+        topup_amount_value, meter_row_id, meter_number = record[8:]
+        if isinstance(currency_value, Undecodable) or not currency_value:
+            currency = self.default_currency
+        else:
+            currency = str(currency_value).strip()[:8] or self.default_currency
+        amount, amount_reason = parse_amount(amount_value, currency=currency)
+        topup_amount = None if topup_amount_value is None else parse_plain_amount(topup_amount_value)[0]
+        if undecodable is None:
+            reason = _reject_reason(txn_id, topup_txn_id, meter_id, meter_row_id, meter_number, shared, amount_reason)
+        else:
+            reason = undecodable
         return SourceRow(
-            tui_id=int(record.id),
+            tui_id=int(tui_id),
             txn_id=None if txn_id is None else str(txn_id),
-            status=str(record.status or ""),
-            meter_number=None if record.meter_number is None else str(record.meter_number),
+            status=str(status or ""),
+            meter_number=None if meter_number is None else str(meter_number),
             amount=amount if amount_reason is None and undecodable is None else None,
-            amount_raw=None if record.amount is None else str(record.amount)[:MAX_AMOUNT_TEXT],
+            amount_raw=None if amount_value is None else str(amount_value)[:MAX_AMOUNT_TEXT],
             currency=currency,
-            created_at=_text_time(record.created_at),
-            reject_reason=undecodable or _reject_reason(record, shared, amount_reason),
+            created_at=created_at if created_at is None or type(created_at) is str else _text_time(created_at),
+            reject_reason=reason,
             topup_amount=topup_amount,
-            has_topup_amount="amount" in self._schema()["topups"].columns,
+            has_topup_amount=has_topup_amount,
         )
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        """A connection in one short read-only transaction; driver errors become SourceUnavailable."""
+    def _reading(self, *, decode_bytes: bool = False) -> Iterator[Connection]:
+        """A connection in one short read-only transaction; driver errors become SourceUnavailable.
+
+        SQLite text is decoded by the driver as UTF-8 (fast; a value that is not raises `_NotUtf8`), or with
+        `decode_bytes` by `decode_text`, which turns such a value into an `Undecodable` naming its bytes.
+        """
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            with self.engine.connect() as conn:
+                if self.engine.dialect.name == "sqlite":
+                    conn.connection.driver_connection.text_factory = decode_text if decode_bytes else str  # type: ignore[union-attr]
+                with conn.begin():
+                    yield conn
         except DBAPIError as exc:
+            if _not_utf8(exc):
+                raise _NotUtf8 from None
             raise _unavailable(self.url, exc) from None
+
+
+class _NotUtf8(Exception):
+    """A SQLite text value that is not UTF-8 (read again with `decode_bytes`)."""
+
+
+def _not_utf8(exc: DBAPIError) -> bool:
+    return "could not decode to utf-8" in str(exc.orig).lower()
+
+
+@dataclass(frozen=True)
+class _SharedTxnIds:
+    """The txn_ids carried by several rows (with those rows' ids), as found over every id up to `upto`."""
+
+    upto: int
+    owners: dict[str, list[int]]
 
 
 def _unavailable(url: str, exc: DBAPIError) -> SourceUnavailable:
@@ -274,181 +281,31 @@ def _unavailable(url: str, exc: DBAPIError) -> SourceUnavailable:
     )
 
 
-# --- engine -----------------------------------------------------------------------------------------------------
-
-
-def _read_only_engine(url: str) -> sa.Engine:
-    """An engine that cannot write: a `mode=ro` SQLite URI, or READ ONLY transactions elsewhere."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            f"APP_DB_URL={mask(url)} is not a database URL", "Use sqlite:////path/to/camwater.db"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    try:
-        engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=2)
-    except (NoSuchModuleError, ImportError, ArgumentError) as exc:
-        raise ConfigError(f"cannot use APP_DB_URL={mask(url)}: {exc}", "Use a sqlite:// or postgresql:// URL") from None
-    if parsed.get_backend_name() == "postgresql":
-        return engine.execution_options(postgresql_readonly=True)
-
-    @sa.event.listens_for(engine, "begin")
-    def _read_only(conn: Connection) -> None:
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-
-    return engine
-
-
-def _sqlite_engine(parsed: URL) -> sa.Engine:
-    database = parsed.database or ""
-    if database.startswith("file:"):  # a SQLite URI: keep its path, and open it read-only whatever it asked
-        database = unquote(urlsplit(database).path)
-    if database in ("", ":memory:"):
-        raise ConfigError(
-            f"APP_DB_URL={parsed} does not name a SQLite file",
-            "Use sqlite:////absolute/path/to/camwater.db (camsync opens it read-only itself)",
-        )
-    path = Path(database).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigError(
-            f"APP_DB_URL names {path}, which does not exist",
-            "Point APP_DB_URL at the PAY+ database file (it is never created)",
-        )
-    uri = URL.create("sqlite", database=f"file:{quote(str(path))}", query={"mode": "ro", "uri": "true"})
-    engine = sa.create_engine(uri, connect_args={"timeout": 5, "check_same_thread": False}, poolclass=sa.NullPool)
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, so a batch reads one snapshot
-        dbapi_conn.text_factory = decode_text  # a value that is not UTF-8 is refused with its row, not the scan
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-    return engine
-
-
-# --- schema and query -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Table:
-    """A table() of the app DB and its columns by logical name (absent optional columns are missing)."""
-
-    clause: sa.TableClause
-    columns: dict[str, sa.ColumnClause[Any]]
-
-    def col(self, logical: str) -> sa.ColumnElement[Any]:
-        """The column, labelled with its logical name; NULL when it is an absent optional column."""
-        column = self.columns.get(logical)
-        return sa.null().label(logical) if column is None else column.label(logical)
-
-
-def _reflect(conn: Connection, names: SourceNames) -> dict[str, _Table]:
-    """The three tables as lightweight clauses, every name checked against the real schema."""
-    inspector = sa.inspect(conn)
-    missing: list[str] = []
-    tables: dict[str, _Table] = {}
-    for logical, needed in NEEDED_COLUMNS.items():
-        real = names.table(logical)
-        schema, _, table_name = real.rpartition(".")
-        if not inspector.has_table(table_name, schema=schema or None):
-            missing.append(f"table {real}")
-            continue
-        present = {c["name"] for c in inspector.get_columns(table_name, schema=schema or None)}
-        columns: dict[str, sa.ColumnClause[Any]] = {}
-        for column in needed:
-            actual = names.column(logical, column)
-            if actual in present:
-                columns[column] = sa.column(actual)
-            elif (logical, column) not in OPTIONAL_COLUMNS:
-                missing.append(f"column {real}.{actual}")
-        clause = sa.table(table_name, *columns.values(), schema=schema or None)
-        tables[logical] = _Table(clause, {key: clause.c[col.name] for key, col in columns.items()})
-    if missing:
-        raise ConfigError(
-            "the PAY+ app database lacks " + ", ".join(missing),
-            "Check APP_DB_URL, APP_DB_TUIS_TABLE, APP_DB_TOPUPS_TABLE, APP_DB_METERS_TABLE and APP_DB_COLUMNS",
-        )
-    return tables
-
-
-def _joined_query(tables: dict[str, _Table]) -> sa.Select[Any]:
-    tuis, topups, meters = tables["tuis"], tables["topups"], tables["meters"]
-    joined = tuis.clause.outerjoin(topups.clause, topups.columns["txn_id"] == tuis.columns["txn_id"]).outerjoin(
-        meters.clause, meters.columns["id"] == topups.columns["meter_id"]
-    )
-    return sa.select(
-        tuis.col("id"),
-        tuis.col("txn_id"),
-        tuis.col("status"),
-        tuis.col("amount"),
-        tuis.col("created_at"),
-        topups.columns["txn_id"].label("topup_txn_id"),
-        topups.col("meter_id"),
-        topups.col("currency"),
-        topups.col("amount").label("topup_amount"),
-        meters.columns["id"].label("meter_row_id"),
-        meters.col("meter_number"),
-    ).select_from(joined)
-
-
-def _shared_txn_ids(conn: Connection, tuis: _Table, txn_ids: set[str]) -> dict[str, list[int]]:
-    """The txn_ids among `txn_ids` carried by more than one row of the whole table, with those rows' ids."""
-    owners: dict[str, list[int]] = {}
-    ordered = sorted(txn_ids)
-    for start in range(0, len(ordered), _IN_CHUNK):
-        chunk = ordered[start : start + _IN_CHUNK]
-        query = sa.select(tuis.columns["txn_id"], tuis.columns["id"]).where(tuis.columns["txn_id"].in_(chunk))
-        for txn_id, tui_id in conn.execute(query).all():
-            owners.setdefault(str(txn_id), []).append(int(tui_id))
-    return {txn: sorted(ids) for txn, ids in owners.items() if len(ids) > 1}
-
-
-def _shared_in_range(conn: Connection, tuis: _Table, after_id: int, upto: int) -> dict[str, list[int]]:
-    """`_shared_txn_ids` of the txn_ids of the rows with `after_id` < id <= `upto`, in one query that returns
-    only the shared ones."""
-    txn_id, tui_id = tuis.columns["txn_id"], tuis.columns["id"]
-    inner = sa.alias(tuis.clause, "batch")
-    in_range = (
-        sa.select(inner.c[txn_id.name])
-        .where(inner.c[tui_id.name] > after_id, inner.c[tui_id.name] <= upto, inner.c[txn_id.name] != "")
-        .scalar_subquery()
-    )
-    counted = sa.alias(tuis.clause, "counted")
-    several = (
-        sa.select(counted.c[txn_id.name])
-        .where(counted.c[txn_id.name].in_(in_range))
-        .group_by(counted.c[txn_id.name])
-        .having(sa.func.count() > 1)
-        .scalar_subquery()
-    )
-    owners: dict[str, list[int]] = {}
-    for shared_id, owner in conn.execute(sa.select(txn_id, tui_id).where(txn_id.in_(several))).all():
-        owners.setdefault(str(shared_id), []).append(int(owner))
-    return {txn: sorted(ids) for txn, ids in owners.items()}
-
-
-def _reject_reason(record: Any, shared: dict[str, list[int]], amount_reason: str | None) -> str | None:
-    txn_id = record.txn_id
+def _reject_reason(
+    txn_id: Any,
+    topup_txn_id: Any,
+    meter_id: Any,
+    meter_row_id: Any,
+    meter_number: Any,
+    shared: dict[str, list[int]],
+    amount_reason: str | None,
+) -> str | None:
     if txn_id is None:
         return "txn_id is NULL"
-    if str(txn_id).strip() == "":
+    text = str(txn_id)
+    if text.strip() == "":
         return "txn_id is empty"
-    if str(txn_id) in shared:
-        ids = ", ".join(str(i) for i in shared[str(txn_id)])
+    if text in shared:
+        ids = ", ".join(str(i) for i in shared[text])
         return f"txn_id {txn_id!r} appears on several tuis rows (ids {ids})"
-    if record.topup_txn_id is None:
+    if topup_txn_id is None:
         return f"no topup row with txn_id {txn_id!r}"
-    if record.meter_id is None:
+    if meter_id is None:
         return f"topup {txn_id!r} has no meter_id"
-    if record.meter_row_id is None:
-        return f"no meter row with id {record.meter_id} (topup {txn_id!r})"
-    if not str(record.meter_number or "").strip():
-        return f"meter {record.meter_row_id} has no meter_number"
+    if meter_row_id is None:
+        return f"no meter row with id {meter_id} (topup {txn_id!r})"
+    if meter_number is None or not str(meter_number).strip():
+        return f"meter {meter_row_id} has no meter_number"
     return amount_reason
 
 
@@ -462,16 +319,6 @@ def _several_topups(txn_id: str, shared: dict[str, list[int]]) -> str:
 def _plain_text(value: Any) -> bool:
     """Whether a txn_id can be compared as text (not NULL, not empty, valid UTF-8)."""
     return isinstance(value, str) and value != "" and not isinstance(value, Undecodable)
-
-
-class _Decoded:
-    """A fetched record whose byte values read as text (`_text`)."""
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        return text_value(getattr(self._record, name))
 
 
 def _text_time(value: Any) -> str | None:

@@ -7,10 +7,11 @@ own row and never a scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-_PLAIN_AMOUNT = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_PLAIN_AMOUNT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?\Z")  # ASCII digits only, nothing after them
 _GROUPED_AMOUNT = re.compile(r"^[+-]?\d{1,3}([, ]\d{3})+(\.\d+)?$")
 _AMBIGUOUS_DOT = re.compile(r"^[+-]?\d{1,3}\.\d{3}$")
 ZERO_DECIMAL_CURRENCIES = frozenset({"XAF", "XOF", "XPF", "KMF", "GNF", "RWF", "BIF", "DJF", "JPY", "KRW"})
@@ -26,6 +27,10 @@ def parse_amount(raw: Any, *, currency: str | None = None) -> tuple[Decimal | No
     Text longer than MAX_AMOUNT_TEXT is refused before any parsing. In a currency without a minor unit (XAF …)
     "1.500" is refused as ambiguous (a thousands dot, or a decimal point?); the PAY+ backend writes two decimals.
     """
+    if type(raw) is str and len(raw) <= MAX_AMOUNT_TEXT and _PLAIN_AMOUNT.match(raw) and not _AMBIGUOUS_DOT.match(raw):
+        plain = Decimal(raw)  # the usual "1500" or "1250.50": nothing to clean up, nothing ambiguous
+        if plain > 0:
+            return plain, None
     too_long = _too_long(raw)
     if too_long is not None:
         return None, too_long
@@ -55,7 +60,7 @@ def _too_long(raw: Any) -> str | None:
 def parse_plain_amount(raw: Any) -> tuple[Decimal | None, str | None]:
     if raw is None:
         return None, "amount is NULL"
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+    if type(raw) is str and _PLAIN_AMOUNT.match(raw):  # the usual "1500" or "1250.50", nothing to clean up
         amount = Decimal(raw)
         return (amount, None) if amount > 0 else (amount, f"amount {raw} is not positive")
     if isinstance(raw, Decimal | int) and not isinstance(raw, bool):
@@ -101,9 +106,10 @@ def text_value(value: Any) -> Any:
     return value
 
 
-def undecodable_column(record: Any) -> str | None:
+def undecodable_column(record: Mapping[str, Any]) -> str | None:
+    """Why a row (its values by column) cannot be read as text, or None."""
     for column in ("txn_id", "meter_number", "amount", "status", "currency"):
-        value = getattr(record, column, None)
+        value = record.get(column)
         if isinstance(value, Undecodable):
             return f"{column} is not valid UTF-8: b'{value}'"
     return None

@@ -86,6 +86,39 @@ def insert(session: Session, model: type[Any], *, columns: Sequence[str], rows: 
     session.execute(_write_table(model, columns).insert(), list(rows))
 
 
+def insert_tuples(
+    session: Session,
+    model: type[Any],
+    *,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """Insert many rows given as tuples in the order of `columns`, each followed by the `constants` (the values
+    every row shares), through the driver: COPY on PostgreSQL, one `executemany` on SQLite.
+
+    The tuples' values go to the driver as they are (text, numbers, None); the constants are converted once by
+    their columns' types (a timestamp, a boolean), so a row costs no conversion at all.
+    """
+    dialect = session.get_bind().dialect
+    table_columns = model.__table__.columns
+    shared = []
+    for name, value in (constants or {}).items():
+        processor = table_columns[name].type.dialect_impl(dialect).bind_processor(dialect)
+        shared.append(processor(value) if processor is not None else value)
+    names = [*columns, *(constants or {})]
+    tail = tuple(shared)
+    target = model.__tablename__
+    if is_postgres(session):
+        with driver(session).cursor() as cursor, cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row + tail)
+        return
+    marks = ", ".join("?" * len(names))
+    sql = f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608 - names are the model's
+    driver(session).executemany(sql, (row + tail for row in rows) if tail else rows)
+
+
 @contextmanager
 def temporary_keys(session: Session, *, name: str, key: str, length: int, values: Iterable[str]) -> Iterator[None]:
     """A temporary one-column table `name` holding the distinct text keys `values`, for the block's statements."""

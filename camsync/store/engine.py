@@ -28,6 +28,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA cache_size = -65536")  # 64 MiB: a big first scan inserts into its indexes at random
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -11,20 +11,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
+from camsync.store import bulk
 from camsync.store.luna_tables import SCAN_CURSOR, HistoryKind, LunaCursor, LunaEvent, LunaReject, LunaTxn, LunaWatch
-from camsync.store.luna_txns import chunks, event_row
+from camsync.store.luna_txns import chunks
 
 _WRITE_CHUNK = 20000  # rows per executemany
 
 
-@dataclass(frozen=True)
-class NewTxn:
-    """A pushable USED row found in the app DB."""
+class NewTxn(NamedTuple):
+    """A pushable USED row found in the app DB (a tuple: a first scan makes one per row)."""
 
     txn_id: str
     tui_id: int
@@ -151,7 +151,8 @@ def existing_txns(session: Session, txn_ids: Sequence[str]) -> dict[str, LunaTxn
 def _insert_new_txns(
     session: Session, *, found: Sequence[NewTxn], now: datetime, actor: str, starts: TxnStarts
 ) -> tuple[list[str], int]:
-    existing = _existing_tui_ids(session, [f.txn_id for f in found])
+    store_is_empty = _empty(session, LunaTxn) and _empty(session, LunaEvent)  # a first scan: nothing to look up
+    existing = {} if store_is_empty else _existing_tui_ids(session, [f.txn_id for f in found])
     fresh = list({f.txn_id: f for f in found if f.txn_id not in existing}.values())
     for item in found:
         if item.txn_id in existing and existing[item.txn_id] is None:  # imported from the old agent: learn where
@@ -161,20 +162,49 @@ def _insert_new_txns(
                 .values(tui_id=item.tui_id, meter=item.meter, amount=str(item.amount))
             )
             existing[item.txn_id] = item.tui_id
-    resent = _sent_before(session, [f.txn_id for f in fresh])
+    resent = set() if store_is_empty else _sent_before(session, [f.txn_id for f in fresh])
     orders = _known_work_orders(session, sorted(resent))
-    rows, events = [], []
+    by_start: dict[int, tuple[TxnStart, list[tuple[NewTxn, str | None]]]] = {}  # keyed by id(): one per start
     for item in fresh:
         order = orders.get(item.txn_id)
-        start = _start_of(item, starts, order=order, resent=item.txn_id in resent)
-        rows.append(_new_txn_values(item, now=now, start=start, order=order))
-        events.append(_discovered_event(item, actor=actor, now=now, start=start, order=order))
-    connection = session.connection()  # Core executemany: one prepared statement for every row
-    for chunk in chunks_of(rows, _WRITE_CHUNK):
-        connection.execute(insert(LunaTxn), list(chunk))
-    for chunk in chunks_of(events, _WRITE_CHUNK):
-        connection.execute(insert(LunaEvent), list(chunk))
+        start = _start_of(item, order=order, resent=item.txn_id in resent, starts=starts)
+        by_start.setdefault(id(start), (start, []))[1].append((item, order))
+    for start, items in by_start.values():
+        _insert_started(session, items, start=start, now=now, actor=actor)
     return [f.txn_id for f in fresh], len(found) - len(fresh)
+
+
+_TXN_COLUMNS = ("txn_id", "tui_id", "meter", "amount", "currency", "work_order_id", "last_error")
+_EVENT_COLUMNS = ("txn_id", "work_order_id", "message")
+
+
+def _insert_started(
+    session: Session, items: Sequence[tuple[NewTxn, str | None]], *, start: TxnStart, now: datetime, actor: str
+) -> None:
+    """Insert the new txns that start alike, and the first line of each one's history."""
+    shared = {"origin": "app", "attempts": 0, "polls": 0, "discovered_at": now, "updated_at": now}
+    shared.update((k, v) for k, v in start.values.items() if k not in ("work_order_id", "last_error"))
+    keeps_reason = "last_error" in start.values  # a held txn's reason is its last_error
+    txns = [
+        (
+            item.txn_id,
+            item.tui_id,
+            item.meter,
+            str(item.amount),
+            item.currency,
+            order,
+            item.hold_reason if keeps_reason else None,
+        )
+        for item, order in items
+    ]
+    bulk.insert_tuples(session, LunaTxn, columns=_TXN_COLUMNS, rows=txns, constants=shared)
+    events = ((item.txn_id, order, _discovered_message(item, start=start, order=order)) for item, order in items)
+    event_shared = {"at": now, "kind": start.kind, "state": start.values["state"], "http_status": None, "actor": actor}
+    bulk.insert_tuples(session, LunaEvent, columns=_EVENT_COLUMNS, rows=events, constants=event_shared)
+
+
+def _empty(session: Session, model: type[Any]) -> bool:
+    return session.scalar(select(literal(1)).select_from(model).limit(1)) is None
 
 
 def chunks_of(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -192,7 +222,7 @@ def _existing_tui_ids(session: Session, txn_ids: Sequence[str]) -> dict[str, int
     return found
 
 
-def _start_of(item: NewTxn, starts: TxnStarts, *, order: str | None, resent: bool) -> TxnStart:
+def _start_of(item: NewTxn, *, order: str | None, resent: bool, starts: TxnStarts) -> TxnStart:
     """The start the facts choose: a work order in its history is followed (LUNA holds it already, whatever the
     row says); otherwise a txn whose money checks failed is held."""
     if order is not None:
@@ -227,31 +257,9 @@ def _known_work_orders(session: Session, txn_ids: Sequence[str]) -> dict[str, st
     return orders
 
 
-def _discovered_event(item: NewTxn, *, actor: str, now: datetime, start: TxnStart, order: str | None) -> dict[str, Any]:
-    note = start.note.format(order=order, reason=item.hold_reason)
-    message = f"tuis.id={item.tui_id} meter={item.meter} amount={item.amount} {item.currency}{note}"
-    return event_row(item.txn_id, start.kind, message, actor, now, state=start.values["state"], work_order_id=order)
-
-
-def _new_txn_values(item: NewTxn, *, now: datetime, start: TxnStart, order: str | None) -> dict[str, Any]:
-    values = {
-        "txn_id": item.txn_id,
-        "tui_id": item.tui_id,
-        "meter": item.meter,
-        "amount": str(item.amount),
-        "currency": item.currency,
-        "origin": "app",
-        "attempts": 0,
-        "polls": 0,
-        "discovered_at": now,
-        "updated_at": now,
-        **start.values,
-    }
-    if order is not None:
-        values["work_order_id"] = order
-    # every row carries the same columns: an executemany takes its columns from the first row
-    values["last_error"] = item.hold_reason if "last_error" in start.values else None
-    return values
+def _discovered_message(item: NewTxn, *, start: TxnStart, order: str | None) -> str:
+    note = start.note.format(order=order, reason=item.hold_reason) if start.note else ""
+    return f"tuis.id={item.tui_id} meter={item.meter} amount={item.amount} {item.currency}{note}"
 
 
 def _upsert_rejects(session: Session, *, rejects: Sequence[NewReject], now: datetime) -> int:

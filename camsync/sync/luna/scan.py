@@ -87,23 +87,29 @@ def classify(
     Rows of `known` (already txns) are skipped; a row of `rejected` that can now be pushed is `resolved`.
     """
     out = _Sorted(last_id=last_id, found=[], rejects=[], watch=[], unwatch=[])
-    seen: set[int] = set()
+    seen: set[int] = set()  # the watched rows still in the app DB
+    highest = last_id
     for row in rows:
         out.rows += 1
-        seen.add(row.tui_id)
-        out.last_id = max(out.last_id, row.tui_id)
-        if row.tui_id in known and row.tui_id not in watched:
+        tui_id = row.tui_id
+        if tui_id > highest:
+            highest = tui_id
+        is_watched = tui_id in watched
+        if is_watched:
+            seen.add(tui_id)
+        elif tui_id in known:
             continue
         status = (row.status or "").strip().upper()
         if status == PUSHABLE:
-            if _pushable(out, row, max_amount) and row.tui_id in rejected:
-                out.resolved.append(row.tui_id)
+            if _pushable(out, row, max_amount) and tui_id in rejected:
+                out.resolved.append(tui_id)
         elif status != FINISHED:
-            if row.tui_id not in watched:
-                out.watch.append((row.tui_id, row.status))
+            if not is_watched:
+                out.watch.append((tui_id, row.status))
             continue
-        if row.tui_id in watched:
-            out.unwatch.append(row.tui_id)
+        if is_watched:
+            out.unwatch.append(tui_id)
+    out.last_id = highest
     out.unwatch.extend(tui_id for tui_id in watched if tui_id not in seen)  # deleted from the app DB
     return out
 
@@ -158,14 +164,7 @@ def _pushable(out: _Sorted, row: SourceRowLike, max_amount: Decimal | None = Non
         return False
     assert row.txn_id is not None and row.meter_number is not None and row.amount is not None
     out.found.append(
-        NewTxn(
-            txn_id=row.txn_id,
-            tui_id=row.tui_id,
-            meter=row.meter_number,
-            amount=row.amount,
-            currency=row.currency,
-            hold_reason=hold_reason(row, max_amount),
-        )
+        NewTxn(row.txn_id, row.tui_id, row.meter_number, row.amount, row.currency, hold_reason(row, max_amount))
     )
     return True
 
