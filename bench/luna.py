@@ -5,7 +5,8 @@ latency per request and work orders Successful 1 s after creation; `luna push --
 a fresh SQLite store (or `--database-url`). Printed: the drain time next to its floor
 `2 × topups × latency / concurrency + 1 s` and the target (≤ 1.5 × floor), requests per top-up, duplicates on
 the sandbox, the time of a scan of a 1,000,000-row app DB with nothing new, the first scan of that app DB into
-an empty store (target ≤ 10 s) and a full sweep of it once everything is known.
+an empty store (target ≤ 10 s) next to its floor on this machine (the same joined read and the same inserts done
+by the bare sqlite3 module, nothing else, in the same run) and a full sweep of it once everything is known.
 
     python -m bench.luna [--topups 2000] [--concurrency 16] [--latency 0.05] [--scan-rows 1000000]
                          [--first-scan/--no-first-scan]  (--topups 0 skips the drain)
@@ -200,6 +201,50 @@ def first_scan_and_sweep(*, workdir: Path, database_url: str | None) -> dict[str
     }
 
 
+_FLOOR_READ = """
+SELECT t.id, t.txn_id, t.status, t.amount, t.created_at, p.txn_id, p.meter_id, p.currency, p.amount, m.id,
+       m.meter_number
+FROM tuis t LEFT JOIN topups p ON p.txn_id = t.txn_id LEFT JOIN meters m ON m.id = p.meter_id
+WHERE t.id > ? ORDER BY t.id LIMIT ?"""
+_FLOOR_TXN = """INSERT INTO luna_txns (txn_id, tui_id, meter, amount, currency, origin, state, attempts, polls,
+lookup_first, discovered_at, updated_at) VALUES (?, ?, ?, ?, ?, 'app', 'created', 0, 0, 0, ?, ?)"""
+_FLOOR_EVENT = """INSERT INTO luna_events (txn_id, at, kind, state, message, actor)
+VALUES (?, ?, 'discovered', 'created', ?, 'bench')"""
+
+
+def first_scan_floor(*, workdir: Path, batch_size: int = 5000) -> dict[str, float]:
+    """Seconds the bare sqlite3 module takes for the work of a first scan: the joined read of every row in
+    batches, the shared-txn_id query, and one insert per USED row into luna_txns and into luna_events (same
+    schema, indexes and pragmas as the store), in one transaction. No parsing, no checks: a floor, not a scan."""
+    import sqlite3
+
+    from camsync.store.engine import open_store
+
+    store_path = workdir / "floor-store.db"
+    open_store(f"sqlite:///{store_path}").dispose()  # the store's schema and indexes, by its migrations
+    app = sqlite3.connect(workdir / "big.db")
+    store = sqlite3.connect(store_path, isolation_level=None)
+    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "cache_size = -65536"):
+        store.execute(f"PRAGMA {pragma}")
+    started = time.perf_counter()
+    shared = "SELECT txn_id FROM tuis WHERE txn_id != '' GROUP BY txn_id HAVING count(*) > 1"
+    app.execute(f"SELECT txn_id, id FROM tuis WHERE txn_id IN ({shared})").fetchall()  # noqa: S608 - constant
+    cursor, used = 0, []
+    while batch := app.execute(_FLOOR_READ, (cursor, batch_size)).fetchall():
+        used.extend(r for r in batch if r[2] == "USED")
+        cursor = batch[-1][0]
+    read = time.perf_counter() - started
+    now = "2026-01-01 00:00:00.000000"
+    store.execute("BEGIN")
+    store.executemany(_FLOOR_TXN, ((r[1], r[0], r[10], r[3], r[7] or "XAF", now, now) for r in used))
+    store.executemany(_FLOOR_EVENT, ((r[1], now, f"tuis.id={r[0]} meter={r[10]} amount={r[3]}") for r in used))
+    store.execute("COMMIT")
+    total = time.perf_counter() - started
+    app.close()
+    store.close()
+    return {"floor": total, "floor_read": read, "floor_rows": len(used)}
+
+
 def _print_first_scan(rows: int, figures: dict[str, float]) -> bool:
     ok = figures["first"] <= FIRST_SCAN_TARGET
     print(f"LUNA first scan and full sweep: {rows:,} rows, empty store")
@@ -208,6 +253,12 @@ def _print_first_scan(rows: int, figures: dict[str, float]) -> bool:
         f"{'PASS' if ok else 'MISS'}  ({figures['discovered']:,} txns; reading the app DB "
         f"{figures['read']:.2f} s, the rest writing the store)"
     )
+    if "floor" in figures:
+        print(
+            f"  floor (bare sqlite3)  {figures['floor']:8.2f} s   (the same read and inserts, nothing else: "
+            f"reading {figures['floor_read']:.2f} s, {figures['floor_rows']:,} rows; first scan "
+            f"{figures['first'] / figures['floor']:.1f} × floor)"
+        )
     print(
         f"  full sweep            {figures['sweep']:8.2f} s   ({figures['sweep_rows']:,} rows compared, "
         f"{figures['missed']} missed)"
@@ -288,6 +339,8 @@ def run(argv: list[str] | None = None) -> bool:
             print(f"  discovery in all      {scan['total'] * 1000:8.2f} ms  (the scan plus its store transaction)")
             if args.first_scan:
                 figures = first_scan_and_sweep(workdir=workdir, database_url=args.database_url)
+                if not args.database_url:  # the floor is the SQLite one
+                    figures.update(first_scan_floor(workdir=workdir))
                 ok = _print_first_scan(args.scan_rows, figures) and ok
     return ok
 
