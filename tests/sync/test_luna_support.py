@@ -58,7 +58,8 @@ class FakeLuna:
 
     `create_faults[txn]` is a list consumed one per create: "commit_lost" (stored, answer lost), "lost" (not
     stored, answer lost), "busy", "reject", "unavailable" (429 after retries: not stored). `statuses[wo]` is a
-    list of statuses answered one per poll (the last repeats); default Successful.
+    list of statuses answered one per poll (the last repeats); `txn_statuses[txn]` does the same for the work
+    order of a txn, whatever id it was given (creates run concurrently); default Successful.
     """
 
     lookup_on: bool = True
@@ -66,6 +67,7 @@ class FakeLuna:
     no_route: bool = False  # every request answers 404 NOT_FOUND, as a wrong base path does
     create_faults: dict[str, list[str]] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=dict)
+    txn_statuses: dict[str, list[str]] = field(default_factory=dict)
     default_statuses: list[str] = field(default_factory=lambda: ["Successful"])
     orders: dict[str, str] = field(default_factory=dict)  # work order id -> reference
     calls: dict[str, int] = field(default_factory=lambda: {"create": 0, "get": 0, "lookup": 0})
@@ -115,7 +117,8 @@ class FakeLuna:
         with self.lock:
             self.calls["get"] += 1
             self._endpoint()
-            queue = self.statuses.setdefault(work_order_id, list(self.default_statuses))
+            first = self.txn_statuses.get(self.orders.get(work_order_id, ""), self.default_statuses)
+            queue = self.statuses.setdefault(work_order_id, list(first))
             status = queue.pop(0) if len(queue) > 1 else queue[0]
             reason = "meter offline" if status == "Failed" else None
             return WorkOrder(work_order_id, status, reason, {}, self.orders.get(work_order_id))
