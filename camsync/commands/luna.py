@@ -200,11 +200,20 @@ def reconcile(
     as_csv: Annotated[
         bool, typer.Option("--csv", help="Print CSV (one line per day total and per difference).")
     ] = False,
+    lookup: Annotated[
+        bool,
+        typer.Option(
+            "--lookup",
+            help="Also ask LUNA (one lookup by client reference per row the store does not know): work orders "
+            "for app rows that are not USED, and not-sent rows LUNA already holds. Needs LUNA_LOOKUP_URL.",
+        ),
+    ] = False,
 ) -> None:
     """Per day, the USED top-ups of the app DB against the successful work orders of the store, and every difference.
 
     Differences: not sent (no txn), rejected, a txn in any state but successful (failed, unknown, held …),
-    and a txn whose app row is gone or no longer USED.
+    a txn whose app row is gone or no longer USED, and with --lookup a work order at LUNA for an app row that is
+    not USED (luna_only).
 
     Exit 0: every day matches. Exit 3: there are differences.
     """
@@ -219,6 +228,7 @@ def reconcile(
         context.store,
         date_from=date_from.date() if date_from else None,
         date_to=date_to.date() if date_to else None,
+        lookup=lookup,
     )
     if as_json:
         print_json(report.as_dict())
@@ -277,7 +287,8 @@ def _print_reconcile(report: Any) -> None:
 
     pending = sorted({state for day in report.days for state, n in day.states.items() if n})
     ok = TxnState.SUCCESSFUL.value
-    columns = ("day", "USED", "amount", ok, "amount", "not sent", "rejected", *pending, "no USED row")
+    extra = ("LUNA only",) if report.lookups else ()
+    columns = ("day", "USED", "amount", ok, "amount", "not sent", "rejected", *pending, "no USED row", *extra)
     print_table(
         "App DB USED top-ups against successful LUNA work orders",
         columns,
@@ -292,6 +303,7 @@ def _print_reconcile(report: Any) -> None:
                 d.rejected,
                 *(d.states.get(s, 0) for s in pending),
                 d.no_used_row,
+                *((d.luna_only,) if extra else ()),
             ]
             for d in report.days
         ),
@@ -310,7 +322,8 @@ def _print_reconcile(report: Any) -> None:
         if report.matches
         else f"[yellow]{len(report.differences)} differences.[/yellow]"
     )
-    console.print(f"{verdict} ({report.rows_read} app DB rows read in {report.seconds:.1f} s)")
+    asked = f", {report.lookups} LUNA lookups" if report.lookups else ""
+    console.print(f"{verdict} ({report.rows_read} app DB rows read{asked} in {report.seconds:.1f} s)")
 
 
 def _print_reconcile_csv(report: Any) -> None:

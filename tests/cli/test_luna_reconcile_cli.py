@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,24 @@ def test_reconcile_exits_3_on_a_missed_row_and_the_sweep_fixes_it(run_cli, env, 
     assert run_cli("luna", "reconcile", env=env).exit_code == 0
     early = run_cli("luna", "reconcile", "--to", "2026-03-01", "--json", env=env)
     assert [d["day"] for d in json.loads(early.stdout)["days"]] == ["2026-03-01"]
+
+
+def test_reconcile_lookup_lists_a_work_order_at_luna_for_a_row_that_is_not_used(run_cli, env, sandbox) -> None:
+    from camsync.clients.luna_rest import LunaClient
+    from camsync.settings import load_settings
+
+    assert run_cli("luna", "push", "--wait", env=env).exit_code == 0
+    assert run_cli("luna", "reconcile", "--lookup", env=env).exit_code == 0
+    client = LunaClient.from_settings(load_settings(env))
+    try:  # another program loads credit for T3, whose app row is READY
+        client.create_work_order(txn_id="T3", meter="0123456789", amount=Decimal("900"), currency="XAF")
+    finally:
+        client.close()
+    assert run_cli("luna", "reconcile", env=env).exit_code == 0  # the store alone cannot see it
+    table = run_cli("luna", "reconcile", "--lookup", env=env)
+    assert table.exit_code == 3 and "luna_only" in table.stdout and "LUNA lookups" in table.stdout
+    data = json.loads(run_cli("luna", "reconcile", "--lookup", "--json", env=env).stdout)
+    assert [(d["kind"], d["tui_id"], d["txn_id"]) for d in data["differences"]] == [("luna_only", 3, "T3")]
+    assert "app row is READY" in data["differences"][0]["detail"] and data["lookups"] == 1
+    off = run_cli("luna", "reconcile", "--lookup", env={**env, "LUNA_LOOKUP_URL": "none"})
+    assert off.exit_code == 2 and "LUNA_LOOKUP_URL" in off.stderr

@@ -49,7 +49,7 @@ def test_every_difference_is_listed_under_its_kind(store) -> None:
             Row(5, "T5", created_at=D2, status="EXPIRED"),
         ]
     )
-    luna = FakeLuna(statuses={"WO-0002": ["Failed"]})
+    luna = FakeLuna(txn_statuses={"T2": ["Failed"]})
     run_push(store, luna, source, FakeClock())
     source.put(Row(6, "T6", created_at=D2))  # not pushed yet
     source.put(Row(4, "T4", created_at=D2, status="EXPIRED"))
@@ -74,3 +74,33 @@ def test_reconcile_compares_batch_by_batch(store) -> None:
     run_push(store, FakeLuna(), source, FakeClock())
     report = reconcile(store, source, batch_size=5)
     assert report.matches and report.rows_read == 23 and report.days[0].successful == 23
+
+
+def test_lookup_finds_work_orders_for_rows_that_are_not_used_and_not_sent_rows_already_at_luna(store) -> None:
+    source = FakeSource([Row(1, "T1", created_at=D1), Row(5, "T5", created_at=D1, status="EXPIRED")])
+    luna = FakeLuna()
+    run_push(store, luna, source, FakeClock())
+    luna.orders.update({"WO-OLD5": "T5", "WO-OLD6": "T6"})  # created by another program
+    source.put(Row(6, "T6", created_at=D2))  # USED, not sent by camsync, already at LUNA
+    source.put(Row(7, "T7", created_at=D2, status="READY"))  # not USED, nothing at LUNA
+    source.put(Row(8, "T8", created_at=D2))  # USED, not sent, not at LUNA
+    without = reconcile(store, source)
+    assert {(d.kind, d.txn_id, d.detail) for d in without.differences} == {
+        ("not_sent", "T6", ""),
+        ("not_sent", "T8", ""),
+    }
+    assert without.lookups == 0
+    before = luna.calls["lookup"]
+    report = reconcile(store, source, lookup=luna.lookup, lookup_threads=2)
+    assert report.lookups == luna.calls["lookup"] - before == 4  # T5, T6, T7, T8: the rows the store does not know
+    assert [(d.day, d.kind, d.txn_id) for d in report.differences] == [
+        ("2026-03-01", "luna_only", "T5"),
+        ("2026-03-02", "not_sent", "T6"),
+        ("2026-03-02", "not_sent", "T8"),
+    ]
+    luna_only, at_luna, plain = report.differences
+    assert "app row is EXPIRED" in luna_only.detail and "WO-OLD5" in luna_only.detail
+    assert at_luna.detail.startswith("already at LUNA as WO-OLD6") and plain.detail == ""
+    first, second = report.days
+    assert (first.luna_only, first.differences, second.not_sent, second.luna_only) == (1, 1, 2, 0)
+    assert report.as_dict()["lookups"] == 4 and not report.matches

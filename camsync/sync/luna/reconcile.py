@@ -7,18 +7,25 @@ a row that cannot be pushed), or the state its txn is in (every state of `TxnSta
 added later shows up under its own name). A txn whose app row is gone or is no longer USED is a difference too
 (`no_used_row`, dated by its app row, else by when it was discovered). The app DB is read by id in the source's
 batches and each batch is compared with the store's txns and rejects of the same id range, as the sweep does.
-Work orders at LUNA with no USED row behind them are not looked for (that would take a LUNA lookup per row).
+
+With a `lookup` (the CLI's `--lookup`, which needs LUNA's lookup by client reference), LUNA is asked too, one
+lookup per row, for the rows the store knows nothing of: an app row in range that is not USED and has a txn_id is a
+difference `luna_only` when LUNA holds a work order for it (credit loaded for a top-up the app did not complete),
+and a `not_sent` row that LUNA already holds (sent by another program) says so in its detail. Work orders whose
+reference is no app row at all cannot be found: LUNA offers no listing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from camsync.errors import UsageError
 from camsync.settings import Settings
 from camsync.store import luna_sweep
 from camsync.store.engine import Store
@@ -31,6 +38,9 @@ UNDATED = "undated"  # the day of a row without a readable created_at
 NOT_SENT = "not_sent"  # not a txn state: a USED row the store knows nothing of
 REJECTED = "rejected"  # not a txn state: a row recorded in luna_rejects
 NO_USED_ROW = "no_used_row"  # not a txn state: a txn whose app row is gone or not USED
+LUNA_ONLY = "luna_only"  # not a txn state: a work order at LUNA for an app row that is not USED, unknown to the store
+
+Lookup = Callable[[str], list[Any]]  # txn_id -> the work orders LUNA holds for it (each with `id`, `status`)
 SUCCESSFUL = TxnState.SUCCESSFUL.value
 
 
@@ -51,10 +61,11 @@ class Day:
     rejected: int = 0
     states: dict[str, int] = field(default_factory=_pending_states)  # txns not successful, by state
     no_used_row: int = 0
+    luna_only: int = 0
 
     @property
     def differences(self) -> int:
-        return self.not_sent + self.rejected + sum(self.states.values()) + self.no_used_row
+        return self.not_sent + self.rejected + sum(self.states.values()) + self.no_used_row + self.luna_only
 
     @property
     def matches(self) -> bool:
@@ -83,6 +94,7 @@ class ReconcileReport:
     differences: list[Difference]
     rows_read: int
     seconds: float
+    lookups: int = 0  # LUNA lookups made (0 without --lookup)
 
     @property
     def matches(self) -> bool:
@@ -102,6 +114,7 @@ class ReconcileReport:
             "days": days,
             "differences": [asdict(d) for d in self.differences],
             "rows_read": self.rows_read,
+            "lookups": self.lookups,
             "seconds": round(self.seconds, 4),
         }
 
@@ -131,6 +144,7 @@ class _Tally:
         self.date_from, self.date_to = date_from, date_to
         self.days: dict[str, Day] = {}
         self.differences: list[Difference] = []
+        self.to_look_up: list[tuple[str, Any, bool]] = []  # (day, row, is it USED) of rows the store does not know
 
     def wanted(self, day: str) -> bool:
         if day == UNDATED:
@@ -158,7 +172,7 @@ class _Tally:
             self._differ(day, REJECTED, row.tui_id, row.txn_id, row.amount_raw, row.reject_reason or "")
         else:
             totals.not_sent += 1
-            self._differ(day, NOT_SENT, row.tui_id, row.txn_id, row.amount_raw)
+            self.to_look_up.append((day, row, True))
 
     def orphan(self, txn: StoredTxn, day: str, detail: str) -> None:
         totals = self.day(day)
@@ -167,6 +181,17 @@ class _Tally:
             totals.successful_amount += _amount(txn.amount)
         totals.no_used_row += 1
         self._differ(day, NO_USED_ROW, txn.tui_id, txn.txn_id, txn.amount, f"{detail}; txn {txn.state}")
+
+    def looked_up(self, day: str, row: Any, used: bool, orders: list[Any] | None) -> None:
+        """A row the store does not know, with the work orders LUNA holds for it (None: not looked up)."""
+        held = ", ".join(f"{order.id} ({order.status or 'no status'})" for order in orders or ())
+        if used:
+            detail = f"already at LUNA as {held}" if held else ""
+            self._differ(day, NOT_SENT, row.tui_id, row.txn_id, row.amount_raw, detail)
+        elif held:
+            self.day(day).luna_only += 1
+            detail = f"app row is {row.status or 'empty'}; at LUNA as {held}"
+            self._differ(day, LUNA_ONLY, row.tui_id, row.txn_id, row.amount_raw, detail)
 
     def _differ(self, day: str, kind: str, tui_id: int, txn_id: str | None, amount: Any, detail: str = "") -> None:
         self.differences.append(Difference(day, kind, tui_id, txn_id, None if amount is None else str(amount), detail))
@@ -179,8 +204,11 @@ def reconcile(
     date_from: date | None = None,
     date_to: date | None = None,
     batch_size: int = 5000,
+    lookup: Lookup | None = None,
+    lookup_threads: int = 8,
 ) -> ReconcileReport:
-    """Compare the app DB's USED rows with the store's txns and rejects, day by day (see the module doc)."""
+    """Compare the app DB's USED rows with the store's txns and rejects, day by day, and with `lookup` LUNA's
+    work orders for the rows the store does not know (see the module doc)."""
     started = time.perf_counter()
     tally = _Tally(date_from, date_to)
     rows_read, after = 0, 0
@@ -194,8 +222,26 @@ def reconcile(
         after = upto
     with store.session() as session:
         _orphans(tally, luna_sweep.txns_in_range(session, after=after, upto=None))
+    lookups = _look_up(tally, lookup, lookup_threads)
     days = [tally.days[name] for name in sorted(tally.days)]
-    return ReconcileReport(date_from, date_to, days, tally.differences, rows_read, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    differences = sorted(tally.differences, key=lambda d: (d.day, d.tui_id or 0))
+    return ReconcileReport(date_from, date_to, days, differences, rows_read, seconds, lookups)
+
+
+def _look_up(tally: _Tally, lookup: Lookup | None, threads: int) -> int:
+    """Settle the rows the store does not know: with LUNA's answers when `lookup` is given (in app-row order,
+    several lookups at a time; a lookup that fails fails the reconcile), else as plain not_sent rows."""
+    wanted = [(day, row, used) for day, row, used in tally.to_look_up if lookup is not None and row.txn_id]
+    asked = {id(row) for _, row, _ in wanted}
+    answers: list[list[Any]] = []
+    if lookup is not None and wanted:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            answers = list(pool.map(lambda item: lookup(item[1].txn_id), wanted))
+    found = {id(row): orders for (_, row, _), orders in zip(wanted, answers, strict=True)}
+    for day, row, used in tally.to_look_up:
+        tally.looked_up(day, row, used, found.get(id(row)) if id(row) in asked else None)
+    return len(wanted)
 
 
 def _compare(tally: _Tally, group: list[Any], txns: dict[int, StoredTxn], rejects: set[int]) -> None:
@@ -208,6 +254,8 @@ def _compare(tally: _Tally, group: list[Any], txns: dict[int, StoredTxn], reject
             tally.used_row(row, day, txn, row.tui_id in rejects)
         elif txn is not None:
             tally.orphan(txn, day, f"app row is {row.status or 'empty'}")
+        else:
+            tally.to_look_up.append((day, row, False))
     _orphans(tally, txns.values())  # their app rows are gone
 
 
@@ -218,12 +266,30 @@ def _orphans(tally: _Tally, txns: Iterable[StoredTxn]) -> None:
             tally.orphan(txn, day, "no app row (dated by its discovery)")
 
 
-def reconcile_app_db(settings: Settings, store: Store, *, date_from: date | None, date_to: date | None) -> Any:
-    """`reconcile` against the app DB of APP_DB_URL."""
+def reconcile_app_db(
+    settings: Settings, store: Store, *, date_from: date | None, date_to: date | None, lookup: bool = False
+) -> Any:
+    """`reconcile` against the app DB of APP_DB_URL; with `lookup`, LUNA (of the LUNA_* settings) is asked too."""
     from camsync.sync.luna.push import open_source
+    from camsync.sync.luna.target import open_target
 
     source = open_source(settings)
+    target = open_target(settings, settings.luna_concurrency) if lookup else None
     try:
-        return reconcile(store, source, date_from=date_from, date_to=date_to)
+        if target is not None and not target.lookup_available:
+            raise UsageError(
+                "luna reconcile --lookup needs LUNA's lookup by client reference, which is off (LUNA_LOOKUP_URL=none)",
+                "Set LUNA_LOOKUP_URL to the lookup template of your LUNA, or reconcile without --lookup",
+            )
+        return reconcile(
+            store,
+            source,
+            date_from=date_from,
+            date_to=date_to,
+            lookup=target.lookup if target is not None else None,
+            lookup_threads=settings.luna_concurrency,
+        )
     finally:
+        if target is not None:
+            target.close()
         source.close()
