@@ -21,14 +21,21 @@ def smartup(
     seed: Annotated[int, typer.Option(help="Seed of the generated data (same seed, same data).")] = 42,
     user: Annotated[str, typer.Option(help="HTTP Basic login.")] = "sandbox",
     password: Annotated[str, typer.Option(help="HTTP Basic password.")] = "sandbox",
-    project_code: Annotated[str, typer.Option(help="Expected `project_code` header.")] = "trade",
+    project_code: Annotated[
+        str, typer.Option(help="Expected `project_code` header (/b/anor/ paths also take `anor`).")
+    ] = "trade",
     filial_id: Annotated[str, typer.Option(help="The organisation's `filial_id` header value.")] = "100",
     filial_codes: Annotated[str, typer.Option(help="Comma-separated filial codes of the orders.")] = "TASH,SAMR,BUKH",
     single_organisation: Annotated[
         bool, typer.Option(help="One organisation: a foreign filial_code answers A02-24-048.")
     ] = False,
     day_range_limit: Annotated[int, typer.Option(min=1, max=366, help="Widest order date range, in days.")] = 7,
-    range_mode: Annotated[str, typer.Option(help="clamp (silently, like SmartUp) or error.")] = "clamp",
+    range_mode: Annotated[
+        str, typer.Option(help="A wider range: clamp (silently, like SmartUp), error, or empty (no items, HTTP 200).")
+    ] = "clamp",
+    warehouses: Annotated[
+        int, typer.Option(min=1, max=50, help="Warehouses of the stock (from 3 on, the last keeps defective goods).")
+    ] = 3,
     reference_budget: Annotated[int, typer.Option(min=0, help="Daily calls: inventory, prices, groups.")] = 100,
     documents_budget: Annotated[int, typer.Option(min=0, help="Daily calls: orders, balance.")] = 500,
     rare_budget: Annotated[int, typer.Option(min=0, help="Daily calls: rarely used documents.")] = 300,
@@ -60,6 +67,7 @@ def smartup(
             products=products, orders=orders, seed=seed, user=user, password=password, project_code=project_code,
             filial_id=filial_id, filial_codes=tuple(c.strip() for c in filial_codes.split(",") if c.strip()),
             single_organisation=single_organisation, day_range_limit=day_range_limit, range_mode=range_mode,
+            warehouses=warehouses,
             reference_budget=reference_budget, documents_budget=documents_budget, rare_budget=rare_budget,
             budget_status=budget_status,
             limits_as_numbers=limits_as_numbers, limits_first=limits_first, faults=faults,

@@ -1,10 +1,12 @@
 """A faithful local simulator of the SmartUp ERP export API.
 
 It answers the inventory, order, price, product-group and balance exports over real HTTP: Basic auth with a
-Russian 401, the `project_code`/`filial_id` headers, `dd.mm.yyyy` filters with empty strings ignored, every
-scalar as a string, the `limits` block with a daily call budget per class (Asia/Tashkent days from an injectable
-clock), `day_range_limit` either clamped silently or answered with an error, and fault switches. Answers are
-joined from items encoded once; a distinct request's array is cached until an edit changes the data.
+Russian 401, the `project_code` (`anor` also taken on /b/anor/ paths) and `filial_id` headers, `dd.mm.yyyy`
+filters with empty strings ignored, every scalar as a string, the `limits` block with a daily call budget per
+class (Asia/Tashkent days from an injectable clock), `day_range_limit` clamped silently, answered with an error or
+with no items, and fault switches. Answers are joined from items encoded once; a distinct request's array is
+cached until an edit changes the data. The product groups are classifications with their values
+(`smartup_groups`), the balance one row per batch per warehouse (`smartup_stock`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from camsync.sandbox import auth
-from camsync.sandbox.control import ControlApi, ControlCall
 from camsync.sandbox.faults import FaultDraws, truncated
-from camsync.sandbox.server import Refusal, Reply, Request, RunningSandbox, SandboxApp
+from camsync.sandbox.server import Reply, Request, RunningSandbox, SandboxApp
 from camsync.sandbox.smartup_config import (
     ANSWER_FAULTS,
     AUTH_TEXT,
@@ -38,6 +39,7 @@ from camsync.sandbox.smartup_config import (
     error_reply,
     text_reply,
 )
+from camsync.sandbox.smartup_control import control_api
 from camsync.sandbox.smartup_data import (
     Filial,
     OrderRecord,
@@ -48,6 +50,7 @@ from camsync.sandbox.smartup_data import (
     generate_smartup_data,
 )
 from camsync.sandbox.smartup_query import ExportQueries
+from camsync.sandbox.smartup_stock import StockBook, make_warehouses
 
 _COUNTERS = {f"{name}_next": name for name in FAULT_NAMES}
 
@@ -73,6 +76,12 @@ class SmartupSandbox(SandboxApp):
             filials=self.filials,
         )
         self._queries = ExportQueries(self.config, self.filials)
+        self.stock = StockBook(
+            seed=self.config.seed,
+            warehouses=make_warehouses(self.config.warehouses, self.config.seed),
+            born=self.today().toordinal(),
+            products=self.data.products,
+        )
         self._product_at = {record.product_id: i for i, record in enumerate(self.data.products)}
         self._order_at = {record.deal_id: i for i, record in enumerate(self.data.orders)}
         self._cache: OrderedDict[tuple[Any, ...], tuple[bytes, int]] = OrderedDict()
@@ -81,7 +90,7 @@ class SmartupSandbox(SandboxApp):
         self._paths: dict[str, int] = {}
         self._refused = {"auth": 0, "budget": 0}
         self._server_error_turn = 0
-        self._control = self._control_api()
+        self._control = control_api(self)
 
     # ----- time and tenant
     def today(self) -> date:
@@ -174,6 +183,7 @@ class SmartupSandbox(SandboxApp):
             )
             if code != record.code:
                 self._recode_price(position, code)
+                self.stock.recode(product_id, code)
             self._cache.clear()
             return item
 
@@ -213,6 +223,51 @@ class SmartupSandbox(SandboxApp):
             self._cache.clear()
             return item
 
+    def set_stock(self, product_id: str, warehouse_code: str, batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Replace a product's batches in one warehouse (`[]`: no stock there); see `StockBook.set_batches`."""
+        with self._lock:
+            record = self.data.products[self._product_at[product_id]]
+            rows = self.stock.set_batches(record, warehouse_code, batches, today=self.today().toordinal())
+            self._cache.clear()
+            return rows
+
+    def stock_of(self, product_id: str) -> dict[str, list[dict[str, Any]]]:
+        """A product's balance rows per warehouse code, each with its batch's `received` day."""
+        with self._lock:
+            if product_id not in self._product_at:
+                raise KeyError(product_id)
+            return self.stock.of_product(product_id)
+
+    def set_product_group(self, product_id: str, group_code: str, type_code: str | None) -> dict[str, Any]:
+        """Give a product the value `type_code` in classification `group_code` (None or "": take it away).
+
+        Like `edit_product`, it bumps the product's modified day; returns the new item."""
+        groups = self.data.groups
+        with self._lock:
+            item = decode_item(self.data.products[self._product_at[product_id]].body)
+            order = {c.code: i for i, c in enumerate(groups.classifications)}
+            if group_code not in order:
+                raise KeyError(group_code)
+            entries = [e for e in item.get("groups") or () if e.get("group_code") != group_code]
+            if type_code:
+                group, value = groups.value_of_code(group_code, type_code)
+                entries.append(decode_item(group.member(value).encode()))
+            entries.sort(key=lambda e: order.get(str(e.get("group_code")), len(order)))
+            return self.edit_product(product_id, groups=entries)
+
+    def edit_group_value(self, type_id: str, **changes: Any) -> dict[str, str]:
+        """Change a classification value's `name`, `state` or `order_no` in the product-group reference."""
+        with self._lock:
+            item = self.data.groups.edit_value(type_id, **changes)
+            self._cache.clear()
+            return item
+
+    def remove_group_value(self, type_id: str) -> None:
+        """Delete a value from the product-group reference (products that carry it keep its type_id)."""
+        with self._lock:
+            self.data.groups.remove_value(type_id)
+            self._cache.clear()
+
     # ----- HTTP
     def route(self, request: Request) -> Reply:
         """Answer one HTTP request."""
@@ -238,7 +293,7 @@ class SmartupSandbox(SandboxApp):
         return None
 
     def _export(self, request: Request, path: str, endpoint: Endpoint) -> Reply:
-        refusal = self._authorise(request)
+        refusal = self._authorise(request, endpoint)
         if refusal is not None:
             with self._lock:
                 self._refused["auth"] += 1
@@ -257,12 +312,13 @@ class SmartupSandbox(SandboxApp):
             payload = truncated(payload)
         return Reply(status=200, body=payload)
 
-    def _authorise(self, request: Request) -> Reply | None:
+    def _authorise(self, request: Request, endpoint: Endpoint) -> Reply | None:
         headers = request.headers
         unauthorised = text_reply(401, AUTH_TEXT, auth.challenge("Basic", "smartup"))
         if not auth.basic_ok(headers.get("authorization", ""), user=self.config.user, password=self.config.password):
             return unauthorised
-        if headers.get("project_code", "") != self.config.project_code:
+        allowed = {self.config.project_code, "anor"} if endpoint.project == "anor" else {self.config.project_code}
+        if headers.get("project_code", "") not in allowed:
             return unauthorised
         filial_id = headers.get("filial_id", "").strip()
         if not filial_id:
@@ -331,7 +387,7 @@ class SmartupSandbox(SandboxApp):
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-            bodies = self._queries.select(key, self.data)
+            bodies = self._queries.select(key, self.data, self.stock)
             answer = b",".join(bodies), len(bodies)
             self._cache[key] = answer
             self._trim_cache()
@@ -356,52 +412,6 @@ class SmartupSandbox(SandboxApp):
         if self.config.limits_first:
             return b"".join((b'{"limits":', limits_json, b",", root, array, b"]}"))
         return b"".join((b"{", root, array, b'],"limits":', limits_json, b"}"))
-
-    # ----- control endpoints
-    def _control_api(self) -> ControlApi:
-        control = ControlApi(
-            read_body=_control_body,
-            error=_control_error,
-            unrouted=lambda method, path: Reply(status=404, body={"error": f"no control endpoint {method} {path}"}),
-            statuses=((KeyError, 404), (ValueError, 400)),
-            body_first=True,
-        )
-        control.add(None, "/_sandbox/stats", lambda call: self.stats())
-        control.add("GET", "/_sandbox/faults", lambda call: asdict(self.faults))
-        control.add("POST", "/_sandbox/faults", lambda call: asdict(self.set_faults(**call.body())))
-        control.add("POST", "/_sandbox/reset-budget", self._control_reset_budget)
-        control.add("POST", "/_sandbox/edit", self._control_edit)
-        return control
-
-    def _control_reset_budget(self, call: ControlCall) -> dict[str, Any]:
-        self.reset_budget()
-        return self.stats()
-
-    def _control_edit(self, call: ControlCall) -> dict[str, Any]:
-        changes = dict(call.body())
-        if "product_id" in changes:
-            product_id = str(changes.pop("product_id"))
-            if changes.pop("remove", False):
-                self.remove_product(product_id)
-                return {"removed": product_id}
-            return self.edit_product(product_id, **changes)
-        if "deal_id" in changes:
-            return self.edit_order(str(changes.pop("deal_id")), **changes)
-        raise ValueError("an edit names a product_id or a deal_id")
-
-
-def _control_body(request: Request) -> dict[str, Any]:
-    """A control body: a JSON object, anything else (an empty body, a list) as no fields."""
-    try:
-        body = request.json() if request.method == "POST" else None
-    except ValueError:
-        raise Refusal(Reply(status=400, body={"error": "the body is not JSON"})) from None
-    return body if isinstance(body, dict) else {}
-
-
-def _control_error(status: int, exc: Exception) -> Reply:
-    message = f"not found: {exc.args[0]}" if isinstance(exc, KeyError) else str(exc)
-    return Reply(status=status, body={"error": message})
 
 
 def _stringify(values: dict[str, Any]) -> dict[str, Any]:

@@ -16,24 +16,25 @@ RANGE_ERROR_CODE = "A02-00-015"
 FILIAL_NOT_FOUND_CODE = "A02-24-042"
 FILIAL_MISMATCH_CODE = "A02-24-048"
 BUDGET_CLASSES = ("reference", "documents", "rare")
-RANGE_MODES = ("clamp", "error")
+RANGE_MODES = ("clamp", "error", "empty")
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An export: its name, the root key of its answer and the daily budget class it spends."""
+    """An export: its name, the root key of its answer, the daily budget class it spends and its project."""
 
     name: str
     root: str
     budget_class: str
+    project: str  # the first segment after /b/: "anor" paths also take project_code "anor"
 
 
 ENDPOINTS: dict[str, Endpoint] = {
-    "/b/anor/mxsx/mr/inventory$export": Endpoint("inventory", "inventory", "reference"),
-    "/b/trade/txs/tdeal/order$export": Endpoint("orders", "order", "documents"),
-    "/b/anor/api/v2/mkf/product_price$export": Endpoint("prices", "inventory", "reference"),
-    "/b/anor/mxsx/mr/product_group$export": Endpoint("groups", "product_group", "reference"),
-    "/b/anor/mxsx/mkw/balance$export": Endpoint("balance", "balance", "documents"),
+    "/b/anor/mxsx/mr/inventory$export": Endpoint("inventory", "inventory", "reference", "anor"),
+    "/b/trade/txs/tdeal/order$export": Endpoint("orders", "order", "documents", "trade"),
+    "/b/anor/api/v2/mkf/product_price$export": Endpoint("prices", "inventory", "reference", "anor"),
+    "/b/anor/mxsx/mr/product_group$export": Endpoint("groups", "product_group", "reference", "anor"),
+    "/b/anor/mxsx/mkw/balance$export": Endpoint("balance", "balance", "documents", "anor"),
 }
 
 
@@ -85,12 +86,13 @@ class SmartupSandboxConfig:
     seed: int = 42
     user: str = "sandbox"
     password: str = "sandbox"
-    project_code: str = "trade"
+    project_code: str = "trade"  # on /b/trade/ paths; /b/anor/ paths also take "anor"
     filial_id: str = "100"
     filial_codes: tuple[str, ...] = ("TASH", "SAMR", "BUKH")
     single_organisation: bool = False  # one organisation: a foreign filial_code answers A02-24-048
     day_range_limit: int = 7
-    range_mode: str = "clamp"  # clamp (silently, like the real API) | error
+    range_mode: str = "clamp"  # clamp (silently, like the real API) | error | empty (200 with no items)
+    warehouses: int = 3  # main, second, …, defective/returns (from three on)
     reference_budget: int = 100
     documents_budget: int = 500
     rare_budget: int = 300
@@ -107,6 +109,8 @@ class SmartupSandboxConfig:
     def __post_init__(self) -> None:
         if self.range_mode not in RANGE_MODES:
             raise ValueError(f"range_mode must be one of {', '.join(RANGE_MODES)}")
+        if self.warehouses < 1:
+            raise ValueError("warehouses must be at least 1")
         if self.day_range_limit < 1:
             raise ValueError("day_range_limit must be at least 1")
         if not self.filial_id.isdigit():

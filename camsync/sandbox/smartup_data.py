@@ -16,6 +16,8 @@ from functools import lru_cache
 from json.encoder import encode_basestring
 from typing import Any
 
+from camsync.sandbox.smartup_groups import GroupAssigner, ProductGroups, generate_groups
+
 PRODUCT_DAYS_BACK = 60
 ORDER_DAYS_BACK = 42
 ORDER_STATUSES = ("D", "B#N", "B#E", "B#W", "B#S", "B#V", "A", "C")
@@ -43,7 +45,6 @@ _BRANDS = (
     "Hydrolife", "Nestle", "Bonaqua", "Chortoq", "Sayhun", "Musaffo", "Coca-Cola", "Fanta", "Lipton", "Bliss",
     "Oila", "Makfa", "Zarafshon", "Sof", "Bravo", "Nur", "Tashkent Sut", "Anor",
 )  # fmt: skip
-_GROUP_TYPES = (("11", "CATEGORY"), ("12", "BRAND"))
 _FIRST_NAMES = ("Азиз", "Бобур", "Дилноза", "Жасур", "Камола", "Лола", "Нодир", "Отабек", "Сардор", "Шахзод")
 _LAST_NAMES = ("Каримов", "Юсупов", "Рахимова", "Алиев", "Турсунов", "Исмоилов", "Саидова", "Насруллаев")
 _SHOP_WORDS = ("Магазин", "Супермаркет", "Минимаркет", "Дўкон", "Оптовик", "Кафе")
@@ -54,14 +55,6 @@ _BARCODE_COUNTS = (0, 1, 1, 1, 1, 2, 2, 3)
 _BOX_QUANTS = (1, 6, 6, 12, 12, 20, 24)
 _SECTORS_ONE = '[{"sector_code":"S1"}]'
 _SECTORS_TWO = '[{"sector_code":"S1"},{"sector_code":"S2"}]'
-_KIND_GROUPS = tuple(
-    f'{{"group_id":"{200 + i}","group_code":"CAT-{i + 1:02d}","type_id":"11","type_code":"CATEGORY"}}'
-    for i in range(len(_KINDS))
-)
-_BRAND_GROUPS = tuple(
-    f'{{"group_id":"{400 + i}","group_code":"BRAND-{i + 1:02d}","type_id":"12","type_code":"BRAND"}}'
-    for i in range(len(_BRANDS))
-)
 _PRICE_TYPE_TEXT = tuple(f'"price_type_id":"{pid}","price_type_code":"{code}"' for pid, code, _pct in PRICE_TYPES)
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -136,7 +129,7 @@ class SmartupData:
 
     products: list[ProductRecord] = field(default_factory=list)
     prices: list[PriceRecord] = field(default_factory=list)
-    groups: list[bytes] = field(default_factory=list)
+    groups: ProductGroups = field(default_factory=lambda: ProductGroups([], {}, 0))
     orders: list[OrderRecord] = field(default_factory=list)
 
 
@@ -179,34 +172,7 @@ class _Catalog:
     grams: list[int] = field(default_factory=list)  # net weight in grams
 
 
-def _group_items() -> list[dict[str, str]]:
-    items = []
-    for index, (kind, short, _measure, _volumes) in enumerate(_KINDS):
-        items.append(
-            {
-                "group_id": str(200 + index),
-                "group_code": f"CAT-{index + 1:02d}",
-                "name": kind,
-                "short_name": short,
-                "type_id": _GROUP_TYPES[0][0],
-                "type_code": _GROUP_TYPES[0][1],
-            }
-        )
-    for index, brand in enumerate(_BRANDS):
-        items.append(
-            {
-                "group_id": str(400 + index),
-                "group_code": f"BRAND-{index + 1:02d}",
-                "name": brand,
-                "short_name": brand,
-                "type_id": _GROUP_TYPES[1][0],
-                "type_code": _GROUP_TYPES[1][1],
-            }
-        )
-    return items
-
-
-def _product(rng: random.Random, index: int, catalog: _Catalog) -> tuple[str, str, str]:
+def _product(rng: random.Random, index: int, catalog: _Catalog, assigner: GroupAssigner) -> tuple[str, str, str]:
     """One inventory item and its price item, as JSON text, and the product code."""
     rand = rng.random
     kind_index = int(rand() * len(_KINDS))
@@ -235,7 +201,7 @@ def _product(rng: random.Random, index: int, catalog: _Catalog) -> tuple[str, st
         f'"box_type_code":"{f"BOX{box_quant}" if box_quant > 1 else ""}",'
         f'"box_quant":"{box_quant}","producer_code":"PR{brand_index + 1:03d}","order_no":"{index + 1}",'
         f'"gtin":"{("0" + barcodes[0]) if barcodes else ""}","ikpu":"{_digits(rng, 17)}","tnved":"{_digits(rng, 10)}",'
-        f'"marking_group_code":"{marking}","groups":[{_KIND_GROUPS[kind_index]},{_BRAND_GROUPS[brand_index]}],'
+        f'"marking_group_code":"{marking}","groups":{assigner.groups_text(kind_index, brand_index)},'
         f'"inventory_kinds":[{{"inventory_kind":"G"}}],"sector_codes":{sectors}}}'
     )
     price_types = PRICE_TYPES[: 1 + int(rand() * len(PRICE_TYPES))]
@@ -255,12 +221,15 @@ def _product(rng: random.Random, index: int, catalog: _Catalog) -> tuple[str, st
     return item, prices, code
 
 
-def generate_products(rng: random.Random, *, count: int, today: int, data: SmartupData) -> _Catalog:
+def generate_products(
+    rng: random.Random, *, count: int, today: int, data: SmartupData, groups: ProductGroups
+) -> _Catalog:
     """Fill `data.products` and `data.prices`; created/modified days spread over the last weeks."""
     catalog = _Catalog()
     rand = rng.random
+    assigner = groups.assigner()
     for index in range(count):
-        item, prices, code = _product(rng, index, catalog)
+        item, prices, code = _product(rng, index, catalog, assigner)
         created = today - int(rand() * PRODUCT_DAYS_BACK)
         modified = created + int(rand() ** 2 * (today - created + 1))
         pid = str(1_000_001 + index)
@@ -412,7 +381,8 @@ def generate_smartup_data(
 ) -> SmartupData:
     """A deterministic tenant for a seed and a day: products, prices, groups and orders."""
     rng = random.Random(seed)
-    data = SmartupData(groups=[encode_item(item) for item in _group_items()])
-    catalog = generate_products(rng, count=products, today=today.toordinal(), data=data)
+    groups = generate_groups(seed=seed, kinds=[kind[0] for kind in _KINDS], brands=_BRANDS)
+    data = SmartupData(groups=groups)
+    catalog = generate_products(rng, count=products, today=today.toordinal(), data=data, groups=groups)
     generate_orders(rng, count=orders, today=today.toordinal(), filials=filials, catalog=catalog, data=data)
     return data

@@ -1,12 +1,12 @@
 """The filters of the SmartUp exports: a request body as a hashable query (the cache key), and its items.
 
-`dd.mm.yyyy` filters with empty strings ignored, day ranges clamped to `day_range_limit` (or refused), filial
-codes checked against the tenant's organisations. A query is a tuple whose first item names the export.
+`dd.mm.yyyy` filters with empty strings ignored, the orders' day ranges clamped to `day_range_limit` (or refused,
+or answered with no items), filial codes checked against the tenant's organisations, the balance as of its
+`end_date` (today when empty). A query is a tuple whose first item names the export.
 """
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,12 +20,14 @@ from camsync.sandbox.smartup_config import (
     BadRequest,
     SmartupSandboxConfig,
 )
-from camsync.sandbox.smartup_data import WAREHOUSES, Filial, OrderRecord, ProductRecord, SmartupData, quantity
+from camsync.sandbox.smartup_data import Filial, OrderRecord, ProductRecord, SmartupData
+from camsync.sandbox.smartup_stock import StockBook
 
 _NO_DAY_BEFORE = 0
 _NO_DAY_AFTER = 10**7
 _DATE_RE = re.compile(r"\d{2}\.\d{2}\.\d{4}")
 _WHOLE = (_NO_DAY_BEFORE, _NO_DAY_AFTER)
+_NOTHING = (1, 0)  # a range no day is in: what a too-wide range selects in range_mode "empty"
 
 
 def parse_day(value: Any, name: str) -> int | None:
@@ -79,6 +81,10 @@ class ExportQueries:
             return ("prices", _text_field(body, "code") or _text_field(body, "inventory_code"))
         if export == "orders":
             return self._orders_query(body, today)
+        if export == "balance":
+            parse_day(body.get("begin_date"), "begin_date")  # checked; the stock is as of end_date
+            end = parse_day(body.get("end_date"), "end_date")
+            return ("balance", today if end is None else end)
         return (export,)
 
     def _orders_query(self, body: dict[str, Any], today: int) -> tuple[Any, ...]:
@@ -115,7 +121,7 @@ class ExportQueries:
         return frozenset(codes)
 
     def _limited(self, span: tuple[int | None, int | None], today: int) -> tuple[int, int]:
-        """Apply `day_range_limit` to a range: clamp it to its first days, or refuse it."""
+        """Apply `day_range_limit` to a range: clamp it to its first days, refuse it, or select nothing."""
         begin, end = span
         if begin is None and end is None:
             return _bounds(span)
@@ -126,11 +132,13 @@ class ExportQueries:
             return first, (_NO_DAY_AFTER if end is None else end)
         if self.config.range_mode == "error":
             raise ApiError(RANGE_ERROR_CODE, f"Период не должен превышать {limit} дн.")
+        if self.config.range_mode == "empty":
+            return _NOTHING
         if begin is None:  # no first day to count from: keep the last `limit` days up to `end`
             return last - limit + 1, last
         return begin, begin + limit - 1
 
-    def select(self, query: tuple[Any, ...], data: SmartupData) -> list[bytes]:
+    def select(self, query: tuple[Any, ...], data: SmartupData, stock: StockBook) -> list[bytes]:
         """The encoded items a query selects, in the tenant's order."""
         kind = query[0]
         if kind == "inventory":
@@ -141,21 +149,8 @@ class ExportQueries:
         if kind == "orders":
             return _select_orders(data.orders, *query[1:])
         if kind == "groups":
-            return list(data.groups)
-        return self._balance(data)
-
-    def _balance(self, data: SmartupData) -> list[bytes]:
-        rng = random.Random(self.config.seed + 1)
-        items = []
-        for record in data.products:
-            for warehouse in WAREHOUSES:
-                amount = quantity(int(rng.random() * 500) * 1000)
-                text = (
-                    f'{{"warehouse_code":"{warehouse}","inventory_code":"{record.code}",'
-                    f'"product_id":"{record.product_id}","quantity":"{amount}"}}'
-                )
-                items.append(text.encode())
-        return items
+            return list(data.groups.items())
+        return stock.rows(until=query[1])
 
 
 def _select_products(

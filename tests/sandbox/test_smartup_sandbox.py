@@ -148,7 +148,7 @@ def test_unknown_path_is_404(tenant: Tenant) -> None:
         (None, HEADERS),
         (("sandbox", "wrong"), HEADERS),
         (("someone", "sandbox"), HEADERS),
-        (("sandbox", "sandbox"), {"project_code": "anor", "filial_id": "100"}),
+        (("sandbox", "sandbox"), {"project_code": "clinic", "filial_id": "100"}),
         (("sandbox", "sandbox"), {"filial_id": "100"}),
     ],
     ids=["no-auth", "wrong-password", "wrong-user", "wrong-project-code", "no-project-code"],
@@ -208,7 +208,8 @@ def test_products_carry_the_spec_fields(tenant: Tenant) -> None:
             digits = [int(d) for d in code]
             assert len(code) == 13
             assert (sum(digits[0:12:2]) + 3 * sum(digits[1:12:2]) + digits[12]) % 10 == 0
-        assert set(product["groups"][0]) == {"group_id", "group_code", "type_id", "type_code"}
+        for entry in product["groups"]:
+            assert set(entry) == {"group_id", "group_code", "type_id", "type_code"}
     assert len({p["code"] for p in products}) == len(products)
     assert {p["state"] for p in products} == {"A", "P"}
 
