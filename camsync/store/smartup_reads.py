@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from camsync.store import bulk
 from camsync.store.smartup import SOURCE, Order, OrderLine, Product, ProductPrice
+from camsync.store.smartup_catalog import ProductGroupType
 
 SMARTUP_TABLES = ("products", "product_prices", "orders", "order_lines")
 
@@ -105,6 +106,18 @@ def load_product_links(session: Session) -> ProductLinks:
         )
     by_barcode = dict(bulk.fetch_all(session, barcode_sql, [SOURCE]))
     return ProductLinks(all_product_ids_by_code(session), by_barcode)
+
+
+def missing_group_values(session: Session, *, values: Collection[tuple[str, str]]) -> int:
+    """How many of the (product_group_id, product_type_id) pairs `values` no stored product group holds."""
+    stored: set[tuple[str, str]] = set()
+    wanted = sorted({type_id for _, type_id in values})
+    for chunk in bulk.chunks(wanted, bulk.SQLITE_CHUNK):
+        query = select(ProductGroupType.product_group_id, ProductGroupType.product_type_id).where(
+            ProductGroupType.product_type_id.in_(chunk)
+        )
+        stored.update((group_id, type_id) for group_id, type_id in session.execute(query))
+    return sum(1 for value in values if value not in stored)
 
 
 def is_empty(session: Session, *, table_name: str) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from camsync.store import bulk
+from camsync.store import smartup_catalog_writes as catalog
 from camsync.store.smartup import (
     LINE_COLUMNS,
     ORDER_COLUMNS,
@@ -100,15 +101,24 @@ def upsert_products(
     session: Session, *, rows: Sequence[Mapping[str, Any]], now: datetime, existing: Collection[str] | None = None
 ) -> WriteCounts:
     """Insert new products and rewrite changed ones (or ones flagged missing); unchanged rows are left alone.
+    A written product's classifications are replaced by its row's `classifications` (tuples of product_group_id,
+    product_type_id, group_code, type_code).
 
     `existing`: the external_ids among `rows` already stored, when the caller looked them up.
     """
     if not rows:
         return WriteCounts()
     values = [_product_values(row, now) for row in rows]
+    classes = {v["external_id"]: v.pop("classifications", ()) for v in values}
     if existing is None:
         existing = set(known_products(session, external_ids=[v["external_id"] for v in values]))
-    return WriteCounts.of(bulk.upsert(session, PRODUCTS, rows=values, existing=existing))
+    written = bulk.upsert(session, PRODUCTS, rows=values, existing=existing)
+    catalog.replace_classifications(
+        session,
+        stale=[key for key, _, was_insert in written if not was_insert],
+        rows=((key, *entry) for key, _, _ in written for entry in classes.get(key, ())),
+    )
+    return WriteCounts.of(written)
 
 
 def upsert_orders(
