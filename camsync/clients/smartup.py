@@ -1,4 +1,4 @@
-"""The SmartUp ERP export client: products, orders and prices.
+"""The SmartUp ERP export client: products, orders, prices, product groups and stock (balance).
 
 Every export is a POST with a JSON body over HTTP Basic auth, with the context in the `project_code` and
 `filial_id` headers. Answers carry no pagination: an `Export` reads one whole and hands out its items as the raw
@@ -41,6 +41,8 @@ log = get_logger(__name__)
 PRODUCTS_PATH = "/b/anor/mxsx/mr/inventory$export"
 ORDERS_PATH = "/b/trade/txs/tdeal/order$export"
 PRICES_PATH = "/b/anor/api/v2/mkf/product_price$export"
+GROUPS_PATH = "/b/anor/mxsx/mr/product_group$export"
+BALANCE_PATH = "/b/anor/mxsx/mkw/balance$export"
 
 
 class Export:
@@ -163,6 +165,8 @@ class SmartupUrls:
     products: str
     orders: str
     prices: str
+    groups: str
+    balance: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmartupUrls:
@@ -180,7 +184,10 @@ class SmartupUrls:
             )
         paths = (PRODUCTS_PATH, ORDERS_PATH, PRICES_PATH)
         products, orders, prices = (url.strip() or f"{base}{path}" for url, path in zip(overrides, paths, strict=True))
-        return cls(products=products, orders=orders, prices=prices)
+        # groups and stock: checked when called, so a setup of overrides alone keeps working for the others
+        groups = settings.smartup_groups_export_url.strip() or (f"{base}{GROUPS_PATH}" if base else "")
+        balance = settings.smartup_balance_export_url.strip() or (f"{base}{BALANCE_PATH}" if base else "")
+        return cls(products=products, orders=orders, prices=prices, groups=groups, balance=balance)
 
 
 class SmartupClient(HttpService):
@@ -289,6 +296,17 @@ class SmartupClient(HttpService):
         """Prices of every product (`inventory` items with `price_type[{price_type_code, price}]`)."""
         return self._export("prices", self.urls.prices, {}, "inventory", BudgetClass.REFERENCE)
 
+    def export_groups(self) -> Export:
+        """Product groups (`product_group`): each classification with its values (`product_group_types`)."""
+        _require(self.urls.groups, "SMARTUP_GROUPS_EXPORT_URL")
+        return self._export("product groups", self.urls.groups, {}, "product_group", BudgetClass.REFERENCE)
+
+    def export_balance(self, *, begin_date: date, end_date: date) -> Export:
+        """Stock (`balance`): one item per batch per warehouse, as of `end_date`."""
+        _require(self.urls.balance, "SMARTUP_BALANCE_EXPORT_URL")
+        body = {"begin_date": smartup_date(begin_date), "end_date": smartup_date(end_date)}
+        return self._export("balance", self.urls.balance, body, "balance", BudgetClass.DOCUMENTS)
+
     def _export(self, name: str, url: str, body: dict[str, Any], root_key: str, budget_class: BudgetClass) -> Export:
         log.debug("smartup_call", f"SmartUp {name} export", export=name, budget=budget_class.value)
         sent_before = self.requests_made
@@ -324,6 +342,11 @@ class SmartupClient(HttpService):
                 days=days,
                 limit=self.day_range_limit,
             )
+
+
+def _require(url: str, setting: str) -> None:
+    if not url:
+        raise ConfigError(f"{setting} is not set (nor SMARTUP_BASE_URL)", f"Set {setting} or SMARTUP_BASE_URL")
 
 
 def smartup_date(value: date | None) -> str:

@@ -1,4 +1,4 @@
-"""`camsync smartup`: pull products and orders from the SmartUp ERP into the store."""
+"""`camsync smartup`: pull products, product groups, orders and stock from the SmartUp ERP into the store."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from camsync.sync.smartup.result import SyncResult
 
 app = typer.Typer(
-    help="Pull products and orders from the SmartUp ERP into PostgreSQL (or SQLite).", no_args_is_help=True
+    help="Pull products, product groups, orders and stock from the SmartUp ERP into PostgreSQL (or SQLite).",
+    no_args_is_help=True,
 )
 
 FullOption = Annotated[
@@ -26,7 +27,11 @@ FullOption = Annotated[
 def products(
     ctx: typer.Context, full: FullOption = False, dry_run: DryRunOption = False, as_json: JsonOption = False
 ) -> None:
-    """Pull products changed since the last sync (a full refresh on --full, the first run, or daily)."""
+    """Pull products changed since the last sync (a full refresh on --full, the first run, or daily).
+
+    The product groups follow (their own run) after a full refresh, or when a product names a classification
+    value the store does not hold yet.
+    """
     from camsync.sync.smartup.pull import sync_products
 
     context = get_context(ctx)
@@ -90,11 +95,39 @@ def order(
     _render(result, as_json)
 
 
+@app.command("groups")
+def groups(ctx: typer.Context, dry_run: DryRunOption = False, as_json: JsonOption = False) -> None:
+    """Pull the product groups: every classification (brand, category …) with its values.
+
+    One call of the reference budget. A group the export no longer lists is flagged missing_upstream.
+    """
+    from camsync.sync.smartup.pull import sync_groups
+
+    context = get_context(ctx)
+    context.settings.require("smartup")
+    result = sync_groups(context.store, context.settings, dry_run=dry_run, trigger=context.trigger, lock=True)
+    _render(result, as_json)
+
+
+@app.command("stock")
+def stock(ctx: typer.Context, dry_run: DryRunOption = False, as_json: JsonOption = False) -> None:
+    """Pull the stock as of today and replace the stored snapshot (one row per warehouse and product).
+
+    One call of the documents budget. Counts are warehouse × product rows against the previous snapshot.
+    """
+    from camsync.sync.smartup.pull import sync_stock
+
+    context = get_context(ctx)
+    context.settings.require("smartup")
+    result = sync_stock(context.store, context.settings, dry_run=dry_run, trigger=context.trigger, lock=True)
+    _render(result, as_json)
+
+
 @app.command("sync")
 def sync(
     ctx: typer.Context, full: FullOption = False, dry_run: DryRunOption = False, as_json: JsonOption = False
 ) -> None:
-    """Products, then orders, as one run with two child runs (PARTIAL when one of them fails)."""
+    """Products (with their groups), orders and stock as one run with a child run each (PARTIAL when one fails)."""
     from camsync.sync.smartup.pull import sync_all
 
     context = get_context(ctx)
@@ -105,7 +138,8 @@ def sync(
 
 def _render(result: SyncResult, as_json: bool) -> None:
     """Print the run (and its child runs) as a table or JSON; exit 3 when PARTIAL, 1 when FAILED."""
-    from camsync.commands.render import err_console, fmt_status, print_json, print_table
+    from camsync.commands.render import console, err_console, fmt_status, print_json, print_table
+    from camsync.sync.smartup.job import worst
 
     if as_json:
         print_json(result.as_dict())
@@ -128,9 +162,15 @@ def _render(result: SyncResult, as_json: bool) -> None:
                 for r in rows
             ),
         )
-    if result.status != "SUCCESS":
-        err_console.print(f"{result.status}: {result.error}", markup=False)
-        raise typer.Exit(3 if result.status == "PARTIAL" else 1)
+        warnings = sum(r.details.get("warnings", 0) for r in rows)
+        if warnings:
+            console.print(f"{warnings} odd values stored as given (negative quantities …): see --json warning_items.")
+    status = worst([result.status, *(child.status for child in result.children)])
+    if status != "SUCCESS":
+        parts = [result] if result.run_type == "full" else [result, *result.children]  # a full run names its parts
+        errors = "; ".join(f"{r.run_type}: {r.error}" for r in parts if r.error)
+        err_console.print(f"{status}: {errors}", markup=False)
+        raise typer.Exit(3 if status == "PARTIAL" else 1)
 
 
 def _written_columns(result: SyncResult) -> tuple[str, str]:

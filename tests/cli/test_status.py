@@ -62,9 +62,9 @@ def fill(store: Any) -> None:
 def test_a_fresh_store_lists_every_job_as_never_and_exits_0(camsync) -> None:
     result = camsync("status")
     assert result.exit_code == 0, result.stderr
-    for job in ("smartup-products", "smartup-orders", "luna-push", "run-all"):
+    for job in ("smartup-products", "smartup-orders", "smartup-stock", "luna-push", "run-all"):
         assert job in result.stdout
-    assert result.stdout.count("never") == 8  # no last run and no last success, for each of the four jobs
+    assert result.stdout.count("never") == 10  # no last run and no last success, for each of the five jobs
 
 
 def test_max_age_fails_on_a_stale_or_never_succeeded_job(camsync, ledger) -> None:
@@ -90,7 +90,13 @@ def test_json_carries_every_job_and_the_verdicts(camsync, ledger) -> None:
     assert result.exit_code == ExitCode.FAILED
     report = json.loads(result.stdout)
     verdicts = {job["job"]: job["verdict"] for job in report["jobs"]}
-    assert verdicts == {"smartup-products": "STALE", "smartup-orders": "OK", "luna-push": "NEVER", "run-all": "OK"}
+    assert verdicts == {
+        "smartup-products": "STALE",
+        "smartup-orders": "OK",
+        "smartup-stock": "NEVER",
+        "luna-push": "NEVER",
+        "run-all": "OK",
+    }
     products = report["jobs"][0]
     assert (products["last_status"], report["max_age_seconds"], report["ok"]) == ("FAILED", 7200, False)
     assert products["success_age_seconds"] == pytest.approx(5 * 3600 - 30, abs=60)

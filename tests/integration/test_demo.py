@@ -42,16 +42,20 @@ def test_the_demo_loads_each_good_topup_exactly_once_and_holds_the_disagreeing_o
     assert [(o.name, o.status) for o in result.run_all.outcomes] == [
         ("smartup-products", "SUCCESS"),
         ("smartup-orders", "SUCCESS"),
+        ("smartup-stock", "SUCCESS"),
         ("luna-push", "PARTIAL"),  # the sample's disagreeing amounts are held for review, as meant
     ]
     assert result.reports["luna"].expected_partial == {"luna-push"}
     assert {(run.job, run.run_type, run.status) for run in result.runs if run.parent_id == result.run_all.run_id} == {
         ("smartup", "products", "SUCCESS"),
+        ("smartup", "groups", "SUCCESS"),  # with the first (full) products refresh
         ("smartup", "orders", "SUCCESS"),
+        ("smartup", "stock", "SUCCESS"),
         ("luna", "push", "PARTIAL"),
     }
     rows = result.reports["smartup"].facts["rows"]
     assert rows["products"] > 0 and rows["orders"] > 0
+    assert rows["product groups"] > 0 and rows["classifications"] > 0 and rows["stock rows"] > 0
     luna = result.reports["luna"].facts
     sample, counts = luna["sample"], luna["luna"]["counts"]
     assert sample["pushable"] > 0 and sample["rejected"] > 0

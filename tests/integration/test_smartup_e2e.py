@@ -46,20 +46,23 @@ def test_products_and_orders_fill_the_store_and_a_second_run_is_unchanged(run_cl
     runs = as_json(run_cli("runs", "list", "--job", "smartup", "--json", env=env))
     assert [(r["run_type"], r["status"], r["inserted"], r["unchanged"]) for r in runs] == [
         ("orders", "SUCCESS", 0, 40),
+        ("groups", "SUCCESS", 0, 4),  # the full refresh brings the groups again: unchanged
         ("products", "SUCCESS", 0, 30),
         ("orders", "SUCCESS", 40, 0),
+        ("groups", "SUCCESS", 4, 0),
         ("products", "SUCCESS", 30, 0),
     ]
-    assert runs[-1]["details"]["budget"]["calls"] == {"reference": 2}
+    assert runs[-1]["details"]["budget"]["calls"] == {"reference": 2}  # products and prices
+    assert runs[-2]["details"]["budget"]["calls"] == {"reference": 1}  # the groups
 
 
-def test_table_output_and_sync_with_two_child_runs(run_cli, env: dict[str, str]) -> None:
+def test_table_output_and_sync_with_a_child_run_per_export(run_cli, env: dict[str, str]) -> None:
     result = run_cli("--trigger", "cron", "smartup", "sync", env=env)
     assert result.exit_code == 0, result.stderr
     assert "products" in result.stdout and "orders" in result.stdout and "SUCCESS" in result.stdout
     parent = as_json(run_cli("runs", "list", "--job", "full", "--json", env=env))[0]
     shown = as_json(run_cli("runs", "show", str(parent["id"]), "--json", env=env))
-    assert [c["run_type"] for c in shown["children"]] == ["products", "orders"]
+    assert [c["run_type"] for c in shown["children"]] == ["products", "groups", "orders", "stock"]
     assert {parent["trigger"], *(c["trigger"] for c in shown["children"])} == {"cron"}
 
 

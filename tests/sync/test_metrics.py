@@ -78,7 +78,7 @@ def value(parsed: dict[Any, float], name: str, **labels: str) -> float | None:
 def test_an_empty_store_reports_every_job_as_never_run(store) -> None:
     text = render_metrics(store, now=T0)
     parsed = samples(text)
-    for job in ("smartup-products", "smartup-orders", "luna-push", "run-all"):
+    for job in ("smartup-products", "smartup-orders", "smartup-stock", "luna-push", "run-all"):
         assert value(parsed, "camsync_job_last_success_timestamp_seconds", job=job) == 0
         assert value(parsed, "camsync_job_last_run_timestamp_seconds", job=job) == 0
         assert value(parsed, "camsync_job_last_run_status", job=job, status="SUCCESS") == 0
@@ -276,7 +276,13 @@ def test_status_report_flags_stale_and_never_succeeded_jobs(store) -> None:
 
 def test_without_max_age_the_report_only_describes(store) -> None:
     report = status_report(store, load_settings(BOTH_APIS), now=T0)
-    assert [job.name for job in report.jobs] == ["smartup-products", "smartup-orders", "luna-push", "run-all"]
+    assert [job.name for job in report.jobs] == [
+        "smartup-products",
+        "smartup-orders",
+        "smartup-stock",
+        "luna-push",
+        "run-all",
+    ]
     assert {job.verdict(report.now, report.max_age) for job in report.jobs} == {"NEVER"}
     assert report.unhealthy == []
     assert report.as_dict()["ok"] is True
@@ -287,7 +293,13 @@ def test_a_job_whose_upstream_is_not_configured_is_shown_but_not_judged(store) -
     add_run(store, job="luna", run_type="push", status="SUCCESS", started=T0)
     report = status_report(store, only_luna, max_age="1h", now=T0 + timedelta(minutes=5))
     verdicts = {job.name: job.verdict(report.now, report.max_age) for job in report.jobs}
-    assert verdicts == {"smartup-products": "OFF", "smartup-orders": "OFF", "luna-push": "OK", "run-all": "NEVER"}
+    assert verdicts == {
+        "smartup-products": "OFF",
+        "smartup-orders": "OFF",
+        "smartup-stock": "OFF",
+        "luna-push": "OK",
+        "run-all": "NEVER",
+    }
     assert [job.name for job in report.unhealthy] == ["run-all"]
 
 

@@ -181,11 +181,11 @@ def test_an_unconfigured_job_is_skipped(store) -> None:
     ]
 
 
-def test_default_jobs_are_the_three_documented_ones() -> None:
+def test_default_jobs_are_the_four_documented_ones() -> None:
     from camsync.sync.jobs import default_jobs
 
     jobs = default_jobs()
-    assert [j.name for j in jobs] == ["smartup-products", "smartup-orders", "luna-push"]
+    assert [j.name for j in jobs] == ["smartup-products", "smartup-orders", "smartup-stock", "luna-push"]
     settings = load_settings({"SMARTUP_BASE_URL": "http://127.0.0.1:9", "SMARTUP_PRODUCTS_INTERVAL_SECONDS": "3600"})
-    assert [j.configured(settings) for j in jobs] == [True, True, False]
-    assert [j.interval(settings) for j in jobs] == [3600, 0, 0]
+    assert [j.configured(settings) for j in jobs] == [True, True, True, False]
+    assert [j.interval(settings) for j in jobs] == [3600, 0, 900, 0]

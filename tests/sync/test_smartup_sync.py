@@ -445,6 +445,8 @@ class ScriptedSource:
     products: list[Any] = field(default_factory=list)
     fail_orders: Exception | None = None
     prices: list[Any] = field(default_factory=list)
+    groups: list[Any] = field(default_factory=list)
+    balance: list[Any] = field(default_factory=list)
     calls: dict[BudgetClass, int] = field(default_factory=lambda: dict.fromkeys(BudgetClass, 0))
     last_limits: dict[BudgetClass, Limits] = field(default_factory=dict)
 
@@ -461,6 +463,14 @@ class ScriptedSource:
     def export_prices(self) -> ScriptedExport:
         self.calls[BudgetClass.REFERENCE] += 1
         return ScriptedExport(self.prices or [{"inventory_code": "P1", "price_type": [price("R", "9.5")]}])
+
+    def export_groups(self) -> ScriptedExport:
+        self.calls[BudgetClass.REFERENCE] += 1
+        return ScriptedExport(self.groups, BudgetClass.REFERENCE)
+
+    def export_balance(self, **_kw: Any) -> ScriptedExport:
+        self.calls[BudgetClass.DOCUMENTS] += 1
+        return ScriptedExport(self.balance)
 
 
 def price(kind: str, amount: str) -> dict[str, str]:
@@ -529,14 +539,19 @@ def test_dry_run_writes_nothing_and_reports_would_be_counts(tenant: Tenant) -> N
     assert tenant.count(Order) == 0
 
 
-def test_sync_all_is_partial_when_orders_fail_after_products(store: Store) -> None:
+def test_sync_all_is_partial_when_orders_fail_between_products_and_stock(store: Store) -> None:
     source = ScriptedSource(
         products=[{"product_id": "1", "code": "P1", "name": "Water", "state": "A"}],
         fail_orders=SmartupApiError("SmartUp orders export failed: A02-24-048", status=200, code="A02-24-048"),
     )
     result = job.sync_all(store, load_settings({}), client=source, clock=lambda: NOW)
     assert result.status == "PARTIAL" and "orders: FAILED" in (result.error or "")
-    assert [(c.run_type, c.status) for c in result.children] == [("products", "SUCCESS"), ("orders", "FAILED")]
+    assert [(c.run_type, c.status) for c in result.children] == [
+        ("products", "SUCCESS"),
+        ("groups", "SUCCESS"),  # a first run is a full refresh: the groups come with it
+        ("orders", "FAILED"),
+        ("stock", "SUCCESS"),
+    ]
     parent = run_row(store, result.run_id)
     assert (parent.run_type, parent.status, parent.inserted) == ("full", "PARTIAL", 1)
     assert all(run_row(store, c.run_id).parent_id == result.run_id for c in result.children)

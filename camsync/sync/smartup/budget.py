@@ -108,12 +108,13 @@ class Budget:
         if limits.day_range_limit:
             self.range_limit = limits.day_range_limit
 
-    def day_range_limit(self) -> int:
-        """The widest date range of one call: the API's own value when seen, else SMARTUP_DAY_RANGE_LIMIT."""
+    def day_range_limit(self, remembered: int | None = None) -> int:
+        """The widest date range of one call: the API's own value when seen (in this client's answers, else this
+        run's), else the one the store `remembered` from an earlier run, else SMARTUP_DAY_RANGE_LIMIT."""
         limits = self.source.last_limits.get(BudgetClass.DOCUMENTS)
-        if limits is not None and limits.day_range_limit:
+        if limits is not None and limits.day_range_limit and limits.day_range_limit >= 1:
             return limits.day_range_limit
-        return self.range_limit or self.settings.smartup_day_range_limit
+        return self.range_limit or remembered or self.settings.smartup_day_range_limit
 
     def stopped(self, stop: CamsyncError) -> CamsyncError:
         """The error that ends the run for a budget stop (SmartUp's own budget error, with when it resets)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from camsync.sandbox.server import RunningSandbox
 from camsync.sandbox.smartup import SmartupSandboxConfig, start_smartup_sandbox
+from camsync.store import smartup_catalog_writes as catalog
 from camsync.store import smartup_reads
 from camsync.store.engine import Store
 from camsync.sync.demo import DemoReport, DemoRequest, DemoSection
@@ -58,7 +59,7 @@ class SmartupDemo:
     def report(self, store: Store) -> DemoReport:
         """How many rows of each table the pull wrote."""
         with store.session() as session:
-            rows = smartup_reads.count_rows(session)
+            rows = {**smartup_reads.count_rows(session), **catalog.catalogue_counts(session)}
         table = DemoSection("SmartUp rows in the store", ("table", "rows"), [list(item) for item in rows.items()])
         return DemoReport(sections=[table], facts={"rows": rows})
 

@@ -109,7 +109,18 @@ def _frozen(limits: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
 
 
 class _Group(msgspec.Struct, gc=False):
+    group_id: str | None = None
     group_code: str | None = None
+    type_id: str | None = None
+    type_code: str | None = None
+
+
+def _classification(group: _Group) -> tuple[str | None, ...]:
+    """As `mapping._scalar_text` reads them: text stripped, blank as None."""
+    return tuple(
+        (value.strip() or None) if value else None
+        for value in (group.group_id, group.type_id, group.group_code, group.type_code)
+    )
 
 
 class _FastMapper:
@@ -159,6 +170,7 @@ class ProductMapper(_FastMapper):
             state=state,
             active=state == "A",
             group_codes=[group.group_code for group in groups or () if group.group_code],
+            classifications=[_classification(group) for group in groups or ()],
             raw=fp.raw,
             content_hash=fp.content_hash,
         )

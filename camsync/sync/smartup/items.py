@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import orjson
 
-MAP_VERSION = b"camsync-map-1"  # part of every hash: a new mapping rewrites each row once
+MAP_VERSION = b"camsync-map-2"  # part of every hash: a new mapping rewrites each row once
 MAX_ITEM_BYTES = 1_000_000
 MAX_KEY_CHARS = 64
 

@@ -1,4 +1,5 @@
-"""The SmartUp pull as the job registry knows it: products (hourly by default) and orders (every call)."""
+"""The SmartUp pull as the job registry knows it: products with their groups (hourly by default), orders (every
+call) and stock (every 15 minutes by default)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,27 @@ LEDGER_JOB = "smartup"
 def _products(store: Store, settings: Settings, trigger: str, parent_id: int) -> str:
     from camsync.sync.smartup.pull import sync_products
 
-    return sync_products(store, settings, trigger=trigger, parent_id=parent_id).status
+    result = sync_products(store, settings, trigger=trigger, parent_id=parent_id)
+    return worst([result.status, *(child.status for child in result.children)])
 
 
 def _orders(store: Store, settings: Settings, trigger: str, parent_id: int) -> str:
     from camsync.sync.smartup.pull import sync_orders
 
     return sync_orders(store, settings, trigger=trigger, parent_id=parent_id).status
+
+
+def _stock(store: Store, settings: Settings, trigger: str, parent_id: int) -> str:
+    from camsync.sync.smartup.pull import sync_stock
+
+    return sync_stock(store, settings, trigger=trigger, parent_id=parent_id).status
+
+
+def worst(statuses: list[str]) -> str:
+    """The status of runs taken together: SUCCESS when all are, FAILED when all failed, else PARTIAL."""
+    if all(status == "SUCCESS" for status in statuses):
+        return "SUCCESS"
+    return "FAILED" if all(status == "FAILED" for status in statuses) else "PARTIAL"
 
 
 def _configured(settings: Settings) -> bool:
@@ -59,7 +74,7 @@ def _demo(request: DemoRequest) -> DemoPart:
 SMARTUP = Integration(
     key=LEDGER_JOB,
     title="SmartUp pull",
-    summary="the SmartUp pull (products, prices and orders into PostgreSQL)",
+    summary="the SmartUp pull (products, prices, product groups, orders and stock into PostgreSQL)",
     jobs=(
         Job(
             "smartup-products",
@@ -68,7 +83,7 @@ SMARTUP = Integration(
             lambda s: s.smartup_products_interval_seconds,
             _products,
             configured=_configured,
-            summary="SmartUp products (hourly by default)",
+            summary="SmartUp products and their groups (hourly by default)",
         ),
         Job(
             "smartup-orders",
@@ -79,11 +94,20 @@ SMARTUP = Integration(
             configured=_configured,
             summary="SmartUp orders",
         ),
+        Job(
+            "smartup-stock",
+            LEDGER_JOB,
+            "stock",
+            lambda s: s.smartup_stock_interval_seconds,
+            _stock,
+            configured=_configured,
+            summary="SmartUp stock (every 15 minutes by default)",
+        ),
     ),
     in_use=_in_use,
     enable_hint="SMARTUP_BASE_URL (SmartUp pull)",
     checks=(CheckGroup(("SmartUp", "SmartUp budget"), _checks),),
     metrics=_metrics,
     demo=_demo,
-    other_run_types=("full",),
+    other_run_types=("full", "groups"),
 )

@@ -42,7 +42,7 @@ _BARCODE_SPLIT = re.compile(r"[,|]")
 def map_product(item: Mapping[str, Any], *, fp: Fingerprint, limits: Mapping[str, int]) -> dict[str, Any]:
     """A `products` row (without timestamps) from an inventory item."""
     key = item_key(item, "product_id")
-    fields = _Fields(item, key, limits)
+    fields = Fields(item, key, limits)
     state = fields.text("state", required=True)
     if state not in ("A", "P"):
         raise ItemError(key, f"state is {state!r}, expected A (active) or P (passive)")
@@ -52,6 +52,7 @@ def map_product(item: Mapping[str, Any], *, fp: Fingerprint, limits: Mapping[str
         state=state,
         active=state == "A",
         group_codes=fields.codes("groups", "group_code"),
+        classifications=fields.classifications(),
         raw=fp.raw,
         content_hash=fp.content_hash,
     )
@@ -68,7 +69,7 @@ def map_order(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An `orders` row (without timestamps) and its `order_lines` rows (without order_id) from an order item."""
     key = item_key(item, "deal_id")
-    fields = _Fields(item, key, limits)
+    fields = Fields(item, key, limits)
     status = fields.text("status", required=True) or ""
     raw_lines = item.get("order_products") or []
     if not isinstance(raw_lines, list):
@@ -94,7 +95,7 @@ def map_prices(item: Any, *, limits: Mapping[str, int]) -> list[dict[str, Any]]:
     if not isinstance(item, dict):
         raise ItemError(None, f"item is {kind_of(item)}, not an object")
     code = item_key(item, "inventory_code")
-    fields = _Fields(item, code, limits)
+    fields = Fields(item, code, limits)
     kinds = item.get("price_type") or []
     if not isinstance(kinds, list):
         raise ItemError(code, f"price_type is {kind_of(kinds)}, not a list")
@@ -102,7 +103,7 @@ def map_prices(item: Any, *, limits: Mapping[str, int]) -> list[dict[str, Any]]:
     for entry in kinds:
         if not isinstance(entry, dict):
             raise ItemError(code, f"a price_type entry is {kind_of(entry)}, not an object")
-        price_fields = _Fields(entry, code, limits)
+        price_fields = Fields(entry, code, limits)
         price = price_fields.number("price")
         price_type = price_fields.text("price_type_code", required=True)
         if price is None:
@@ -172,7 +173,7 @@ def _convert(
     for name, kind, required in plan:
         value = get(name)
         if type(value) is not str:
-            value = _Fields(item, key, limits, where).scalar(name)
+            value = Fields(item, key, limits, where).scalar(name)
         if not value:
             if required:
                 raise ItemError(key, f"{where}{name} is missing")
@@ -185,7 +186,7 @@ def _convert(
         elif kind == NUMBER:
             out[name] = _number(value, name, key, where)
         else:
-            out[name] = _Fields(item, key, limits, where).day(name)
+            out[name] = Fields(item, key, limits, where).day(name)
     return out
 
 
@@ -222,7 +223,7 @@ def _number(value: str, name: str, key: str, where: str) -> Decimal | None:
     return number
 
 
-class _Fields:
+class Fields:
     """Typed reads of one item's fields; every failure names the item and the field."""
 
     def __init__(self, item: Mapping[str, Any], key: str, limits: Mapping[str, int], where: str = "") -> None:
@@ -284,6 +285,14 @@ class _Fields:
         except ValueError:
             raise self.fail(name, f"is {str(value)[:40]!r}, not a dd.mm.yyyy HH:MM:SS time") from None
 
+    def classifications(self) -> list[tuple[str | None, ...]]:
+        """(group_id, type_id, group_code, type_code) of each `groups[]` entry, ids as text (numbers too)."""
+        self.codes("groups", "group_code")  # the same checks of the list
+        return [
+            tuple(_scalar_text(entry.get(name)) for name in ("group_id", "type_id", "group_code", "type_code"))
+            for entry in self.item.get("groups") or []
+        ]
+
     def codes(self, name: str, field: str) -> list[str]:
         entries = self.item.get(name) or []
         if not isinstance(entries, list):
@@ -296,3 +305,11 @@ class _Fields:
             if isinstance(code, str) and code:
                 codes.append(code)
         return codes
+
+
+def _scalar_text(value: Any) -> str | None:
+    """A scalar as text (SmartUp sends ids as strings, sometimes as numbers); None for blank or not a scalar."""
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None

@@ -10,6 +10,7 @@ from camsync.clients.smartup_limits import BudgetClass
 from camsync.errors import CamsyncError, NotFoundError
 from camsync.logs import get_logger
 from camsync.settings import Settings
+from camsync.store import smartup_catalog_writes as catalog
 from camsync.store import smartup_reads as reads
 from camsync.store import smartup_writes as writes
 from camsync.store.engine import Store
@@ -20,13 +21,15 @@ from camsync.sync.smartup.budget import BudgetStop
 from camsync.sync.smartup.fast_mapping import OrderMapper
 from camsync.sync.smartup.items import Fingerprint, ItemError
 from camsync.sync.smartup.mapping import STATUS_LABELS
+from camsync.sync.smartup.odd import LINE_RANGES, out_of_range
 from camsync.sync.smartup.result import SyncResult, summary
 from camsync.sync.smartup.run import JOB, Clock, PullRun, batches
 from camsync.sync.smartup.source import ExportSource
-from camsync.sync.smartup.windows import orders_range, windows
+from camsync.sync.smartup.windows import orders_range
 
 log = get_logger(__name__)
 
+RANGE_LIMIT = "day_range_limit"  # the server limit remembered in the store
 LINK_CACHE_FROM = 500  # a batch this big loads every product's code and barcodes once, instead of lookups
 _ORDER_LIMITS = text_limits(Order)
 _LINE_LIMITS = text_limits(OrderLine)
@@ -37,6 +40,7 @@ class OrdersRun(PullRun):
 
     run_type = "orders"
     links: reads.ProductLinks | None = None
+    server_limit: int | None = None  # the day_range_limit the last answer announced
 
     def __init__(self, store: Store, settings: Settings, source: ExportSource, clock: Clock, dry_run: bool) -> None:
         super().__init__(store, settings, source, clock, dry_run)
@@ -101,26 +105,63 @@ class OrdersRun(PullRun):
 
     def _pull_windows(self, start: date, end: date) -> CamsyncError | None:
         """Fetch window after window while the writer writes the ones before; the windows are recorded once
-        everything handed to the writer is written."""
+        everything handed to the writer is written.
+
+        A window wider than the server's own `day_range_limit` (announced in every answer) is not the whole of
+        its days — a server may clamp it or answer it empty — so it is fetched again in windows of the server's
+        width, and that width is remembered for the next runs."""
         assert self.handle is not None
         recorded = self.handle.details.setdefault("windows", [])
         fetched = []
         stopped = None
-        for begin, finish in windows(start, end, self.budget.day_range_limit()):
+        remembered = self._remembered_limit()
+        width = self.budget.day_range_limit(remembered)
+        begin = start
+        while begin <= end:
+            finish = min(begin + timedelta(days=width - 1), end)
             stopped = self._fetch(begin=begin, end=finish)
             if stopped is not None:
                 break
+            allowed = self.server_limit
+            if allowed is not None and allowed < (finish - begin).days + 1:
+                self._narrower(allowed, (finish - begin).days + 1)
+                width = allowed
+                continue  # the same first day again, in the server's width
             fetched.append([begin.isoformat(), finish.isoformat()])
+            begin = finish + timedelta(days=1)
         stopped = self.writer.settle(stopped)
         if not self.writer.failed:
             recorded.extend(fetched)
+        if self.server_limit is not None and self.server_limit != remembered and not self.dry_run:
+            with self.store.writer() as session:
+                catalog.remember_server_limit(session, name=RANGE_LIMIT, value=self.server_limit, now=self.clock())
         return stopped
+
+    def _remembered_limit(self) -> int | None:
+        with self.store.session() as session:
+            return catalog.server_limit(session, name=RANGE_LIMIT)
+
+    def _narrower(self, allowed: int, asked: int) -> None:
+        """The server allows fewer days than a window asked for: note it on the run (the store learns it at the
+        end of the windows)."""
+        assert self.handle is not None
+        self.handle.details["server_day_range_limit"] = allowed
+        self.bump("windows_refetched", 1)
+        log.warning(
+            "smartup_range",
+            f"SmartUp allows {allowed}-day ranges (its limits.day_range_limit), a window asked for {asked}: "
+            f"fetching those days again in {allowed}-day windows",
+            allowed=allowed,
+            asked=asked,
+        )
 
     def _fetch(self, *, begin: date | None = None, end: date | None = None, deal_id: str = "") -> CamsyncError | None:
         """Fetch one export of orders and hand its batches to the writer."""
         try:
             self.budget.check(BudgetClass.DOCUMENTS)
             with self.source.export_orders(begin_modified_on=begin, end_modified_on=end, deal_id=deal_id) as export:
+                limit = export.limits.day_range_limit if export.limits is not None else None
+                self.server_limit = limit if limit is not None and limit >= 1 else None
                 seen: dict[str, str] = {}
                 for batch in batches(export):
                     self._batch(batch, seen)
@@ -167,6 +208,12 @@ class OrdersRun(PullRun):
                 self.fail_item(error)
                 continue
             self._count_status(order["status"])
+            odd = [
+                f"line {line['product_unit_id']}: {why}"
+                for line in order_lines
+                for why in out_of_range(line, LINE_RANGES)
+            ]
+            self.warn_item(fp.key, odd)
             orders.append(order)
             lines[fp.key] = order_lines
         self.count(unchanged=unchanged)

@@ -20,6 +20,7 @@ from camsync.sync.ledger import RunHandle, recorded_run
 from camsync.sync.smartup.budget import BudgetStop
 from camsync.sync.smartup.fast_mapping import ProductMapper
 from camsync.sync.smartup.items import Fingerprint, ItemError
+from camsync.sync.smartup.odd import PRODUCT_RANGES, out_of_range, settle_classifications
 from camsync.sync.smartup.prices import PricesPull
 from camsync.sync.smartup.result import SyncResult, summary
 from camsync.sync.smartup.run import JOB, Clock, PullRun, batches
@@ -41,6 +42,7 @@ class ProductsRun(PullRun):
         self.mapper = ProductMapper(_PRODUCT_LIMITS)
         self.prices = PricesPull(self)
         self.all_known: dict[str, tuple[str, bool]] | None = None
+        self.values_named: set[tuple[str, str]] = set()  # (product_group_id, product_type_id) the written rows name
 
     def run(self, *, full: bool, trigger: str, parent_id: int | None) -> SyncResult:
         with self.store.session() as session:
@@ -76,6 +78,19 @@ class ProductsRun(PullRun):
             log.info("products_synced", f"products: {summary(run)}", mode=run.details["mode"], **run.counts)
         result.status = run.status
         return result
+
+    def groups_wanted(self, result: SyncResult) -> str | None:
+        """Why the product groups should be pulled after this run (None: they need not be): a full refresh, or
+        products naming classification values the store does not hold."""
+        if result.status == "FAILED":
+            return None
+        if result.details.get("mode") == "full":
+            return "full refresh"
+        if not self.values_named:
+            return None
+        with self.store.session() as session:
+            missing = reads.missing_group_values(session, values=self.values_named)
+        return f"{missing} classification values not known yet" if missing else None
 
     def inserted(self, run: RunHandle) -> list[tuple[str, int]]:
         prices = run.details.get("prices") or {}
@@ -138,9 +153,14 @@ class ProductsRun(PullRun):
                 unchanged += 1
                 continue
             try:
-                rows.append(self.mapper(fp))
+                row = self.mapper(fp)
+                row["classifications"], reasons = settle_classifications(fp.key, row["classifications"])
             except ItemError as error:
                 self.fail_item(error)
+                continue
+            self.warn_item(fp.key, reasons + out_of_range(row, PRODUCT_RANGES))
+            self.values_named.update((entry[0], entry[1]) for entry in row["classifications"] if entry[1])
+            rows.append(row)
         self.count(unchanged=unchanged)
         return rows
 

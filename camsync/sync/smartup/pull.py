@@ -1,4 +1,5 @@
-"""The SmartUp pull's entry points: products, orders, one order, and both as one run (`smartup sync`).
+"""The SmartUp pull's entry points: products (with their groups), orders, one order, product groups, stock, and
+all of them as one run (`smartup sync`).
 
 Each takes the job's lock when asked (run-all holds it already), opens the client (or takes the one injected),
 and runs with the writer stopping with the run whatever ends it.
@@ -18,15 +19,18 @@ from camsync.store.engine import Store
 from camsync.store.locks import job_lock
 from camsync.sync.ledger import recorded_run
 from camsync.sync.smartup.budget import merge_budgets
+from camsync.sync.smartup.groups import GroupsRun
 from camsync.sync.smartup.orders import OrdersRun
 from camsync.sync.smartup.products import ProductsRun
 from camsync.sync.smartup.result import SyncResult, result_of
 from camsync.sync.smartup.run import JOB, Clock
 from camsync.sync.smartup.source import ExportSource, client_scope
+from camsync.sync.smartup.stock import StockRun
 from camsync.sync.smartup.windows import check_window_options
 
-PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the two jobs by
+PRODUCTS_LOCK = "smartup-products"  # the names run-all locks the jobs by (product groups go with products)
 ORDERS_LOCK = "smartup-orders"
+STOCK_LOCK = "smartup-stock"
 BULK_GC_THRESHOLD = 50_000  # allocations between two young-generation collections during a sync (default 700)
 
 
@@ -42,14 +46,58 @@ def sync_products(
     parent_id: int | None = None,
     lock: bool = False,
 ) -> SyncResult:
-    """Pull products (incremental, or a full refresh that also pulls prices and flags vanished products).
+    """Pull products (incremental, or a full refresh that also pulls prices and flags vanished products), then
+    the product groups when the run calls for them (a full refresh, or values the store does not know): their run
+    is the result's child.
 
     `lock` takes the job's lock (`smartup-products`) for the run; run-all holds it already and leaves it False.
     """
     with _job_locks(store, (PRODUCTS_LOCK,), lock), client_scope(settings, client) as source, _bulk_gc():
         job = ProductsRun(store, settings, source, clock, dry_run)
         with job.writer:
-            return job.run(full=full, trigger=trigger, parent_id=parent_id)
+            result = job.run(full=full, trigger=trigger, parent_id=parent_id)
+        reason = job.groups_wanted(result)
+        if reason is not None:
+            groups = GroupsRun(store, settings, source, clock, dry_run)
+            with groups.writer:
+                result.children.append(groups.run(trigger=trigger, parent_id=parent_id, reason=reason))
+        return result
+
+
+def sync_groups(
+    store: Store,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    trigger: str = "cli",
+    client: ExportSource | None = None,
+    clock: Clock = utcnow,
+    parent_id: int | None = None,
+    lock: bool = False,
+) -> SyncResult:
+    """Pull the product groups (every classification and its values); under the products lock."""
+    with _job_locks(store, (PRODUCTS_LOCK,), lock), client_scope(settings, client) as source:
+        job = GroupsRun(store, settings, source, clock, dry_run)
+        with job.writer:
+            return job.run(trigger=trigger, parent_id=parent_id)
+
+
+def sync_stock(
+    store: Store,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    trigger: str = "cli",
+    client: ExportSource | None = None,
+    clock: Clock = utcnow,
+    parent_id: int | None = None,
+    lock: bool = False,
+) -> SyncResult:
+    """Pull the stock as of today and replace the stored snapshot; under the `smartup-stock` lock."""
+    with _job_locks(store, (STOCK_LOCK,), lock), client_scope(settings, client) as source, _bulk_gc():
+        job = StockRun(store, settings, source, clock, dry_run)
+        with job.writer:
+            return job.run(trigger=trigger, parent_id=parent_id)
 
 
 def sync_orders(
@@ -108,9 +156,10 @@ def sync_all(
     clock: Clock = utcnow,
     lock: bool = False,
 ) -> SyncResult:
-    """Products, then orders, as one run_type=full run with two child runs (one failing makes it PARTIAL)."""
+    """Products (with their groups), orders and stock as one run_type=full run with a child run each (one failing
+    makes it PARTIAL)."""
     with (
-        _job_locks(store, (PRODUCTS_LOCK, ORDERS_LOCK), lock),
+        _job_locks(store, (PRODUCTS_LOCK, ORDERS_LOCK, STOCK_LOCK), lock),
         client_scope(settings, client) as source,
         recorded_run(store, job=JOB, run_type="full", trigger=trigger) as run,
     ):
@@ -120,7 +169,11 @@ def sync_all(
         orders = sync_orders(
             store, settings, dry_run=dry_run, trigger=trigger, client=source, clock=clock, parent_id=run.id
         )
-        children = [products, orders]
+        stock = sync_stock(
+            store, settings, dry_run=dry_run, trigger=trigger, client=source, clock=clock, parent_id=run.id
+        )
+        children = [products, *products.children, orders, stock]
+        products.children = []
         for child in children:
             run.add(**child.counts)
             for key in ("would_insert", "would_update"):

@@ -63,7 +63,8 @@ def result_of(run: RunHandle, *, dry_run: bool) -> SyncResult:
 def summary(run: RunHandle) -> str:
     """`N fetched, N inserted, …`: the counts of a run for its log line."""
     c = run.counts
+    warnings = run.details.get("warnings", 0)
     return (
         f"{c['fetched']} fetched, {c['inserted']} inserted, {c['updated']} updated, "
-        f"{c['unchanged']} unchanged, {c['failed']} failed"
+        f"{c['unchanged']} unchanged, {c['failed']} failed" + (f", {warnings} warnings" if warnings else "")
     )

@@ -40,6 +40,7 @@ BATCH_SIZE = 3000
 BATCH_BYTES = 6 * 1024 * 1024
 WRITERS = 3  # PostgreSQL connections writing batches side by side (SQLite: one)
 FAILURES_KEPT = 20
+WARNINGS_LOGGED = 100  # odd items logged one by one per run; the rest are counted
 ANALYZE_FROM = 10_000  # a run that inserts this many rows into a table refreshes its planner statistics
 
 Clock = Callable[[], datetime]
@@ -122,6 +123,22 @@ class PullRun:
                 return
             self.failures.append(error.as_dict())
         log.warning("item_failed", f"{self.run_type} item {error.item_id or '?'} not stored: {error.reason}")
+
+    def warn_item(self, item_id: str | None, reasons: list[str]) -> None:
+        """Count an item stored as given but odd (a negative quantity …) as a warning, and say why."""
+        if not reasons:
+            return
+        assert self.handle is not None
+        with self.lock:
+            details = self.handle.details
+            before = details.get("warnings", 0)
+            details["warnings"] = before + len(reasons)
+            kept = details.setdefault("warning_items", [])
+            kept.extend({"id": item_id, "reason": reason} for reason in reasons[: max(0, FAILURES_KEPT - len(kept))])
+        if before >= WARNINGS_LOGGED:  # the run's summary line gives the total
+            return
+        for reason in reasons:
+            log.warning("item_odd", f"{self.run_type} item {item_id or '?'}: {reason}; stored as given")
 
     def fingerprints(self, batch: list[Any], key_field: str, seen: dict[str, str]) -> list[Fingerprint]:
         """Each item's key and hash; bad items are counted failed.

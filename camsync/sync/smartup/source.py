@@ -28,6 +28,10 @@ class ExportSource(Protocol):
 
     def export_prices(self) -> Export: ...
 
+    def export_groups(self) -> Export: ...
+
+    def export_balance(self, *, begin_date: date, end_date: date) -> Export: ...
+
 
 @contextmanager
 def client_scope(settings: Settings, client: ExportSource | None) -> Iterator[ExportSource]:

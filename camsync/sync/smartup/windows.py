@@ -3,13 +3,13 @@
 Products: incremental by `begin_modified_on` from the last successful run's start minus a day; a full refresh
 (no filter, then prices, then products not seen are flagged `missing_upstream`) when asked, on the first run, and
 when the last full refresh is more than a day old. Orders: by modified date from the last successful run's
-cursor minus a day up to today (or `SYNC_ORDERS_DAYS_BACK` days back on the first run), cut into windows of at
-most `day_range_limit` days; `since`/`until` run a bounded window that leaves the cursor alone.
+cursor minus a day up to today (or `SYNC_ORDERS_DAYS_BACK` days back on the first run), fetched in windows of at
+most the server's `day_range_limit` days (see `orders`); `since`/`until` run a bounded window that leaves the
+cursor alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -80,12 +80,3 @@ def check_window_options(days_back: int | None, since: date | None, until: date 
         raise UsageError(f"--until {until} is before --since {since}", "Swap the dates")
     if days_back is not None and not 1 <= days_back <= 90:
         raise UsageError(f"--days-back {days_back} is outside 1..90", "Pass a number of days from 1 to 90")
-
-
-def windows(start: date, end: date, limit: int) -> Iterable[tuple[date, date]]:
-    """[start, end] cut into consecutive inclusive windows of at most `limit` days."""
-    begin = start
-    while begin <= end:
-        finish = min(end, begin + timedelta(days=max(limit, 1) - 1))
-        yield begin, finish
-        begin = finish + timedelta(days=1)
