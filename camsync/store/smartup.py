@@ -33,7 +33,18 @@ Quantity = Numeric(20, 6)
 HASH_LENGTH = 32
 
 
-class Product(Base):
+class UpstreamItem:
+    """The columns of a row kept from one SmartUp item: the raw item, its hash, whether SmartUp still lists it."""
+
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    missing_upstream: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Product(UpstreamItem, Base):
     """A SmartUp inventory item, unique on (external_source, external_id=product_id)."""
 
     __tablename__ = "products"
@@ -62,12 +73,6 @@ class Product(Base):
     producer_code: Mapped[str | None] = mapped_column(String(255))
     gtin: Mapped[str | None] = mapped_column(String(255))
     ikpu: Mapped[str | None] = mapped_column(String(255))
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
-    missing_upstream: Mapped[bool] = mapped_column(Boolean, server_default=false())
-    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProductPrice(Base):

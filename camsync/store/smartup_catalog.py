@@ -13,18 +13,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, Numeric, String, UniqueConstraint, false
+from sqlalchemy import Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from camsync.store.base import Base, JSONType, UTCDateTime
-from camsync.store.smartup import HASH_LENGTH, Money, Quantity
+from camsync.store.base import Base, UTCDateTime
+from camsync.store.smartup import Money, Quantity, UpstreamItem
 
 StockValue = Numeric(26, 4)
 
 
-class ProductGroup(Base):
+class ProductGroup(UpstreamItem, Base):
     """A classification of the products (SmartUp's product group), unique on product_group_id."""
 
     __tablename__ = "product_groups"
@@ -37,12 +36,6 @@ class ProductGroup(Base):
     state: Mapped[str | None] = mapped_column(String(8))
     product_kind: Mapped[str | None] = mapped_column(String(64))
     type_count: Mapped[int] = mapped_column(Integer)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
-    missing_upstream: Mapped[bool] = mapped_column(Boolean, server_default=false())
-    missing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProductGroupType(Base):

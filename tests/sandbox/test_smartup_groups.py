@@ -3,40 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
 import httpx
-import pytest
-from test_smartup_sandbox import INVENTORY, NOW, Tenant, day, open_tenant, scalars
+from test_smartup_sandbox import INVENTORY, NOW, Tenant, day, scalars
 
 GROUPS = "/b/anor/mxsx/mr/product_group$export"
 GROUP_KEYS = {"product_group_id", "code", "name", "state", "product_group_types"}
 VALUE_KEYS = {"product_type_id", "code", "name", "state", "order_no"}
-
-
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    opened = open_tenant()
-    yield opened
-    opened.client.close()
-    opened.running.stop()
-
-
-@pytest.fixture
-def make_tenant() -> Iterator[Any]:
-    opened: list[Tenant] = []
-
-    def make(**options: Any) -> Tenant:
-        opened.append(open_tenant(**options))
-        return opened[-1]
-
-    yield make
-    for item in opened:
-        item.client.close()
-        item.running.stop()
 
 
 def groups_of(tenant: Tenant) -> list[dict[str, Any]]:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from test_smartup_sandbox import INVENTORY, ORDERS, PRICES, TODAY, Tenant, day, open_tenant
+from test_smartup_sandbox import INVENTORY, ORDERS, PRICES, TODAY, Tenant, day
 
 GROUPS = "/b/anor/mxsx/mr/product_group$export"
 BALANCE = "/b/anor/mxsx/mkw/balance$export"
-
-
-@pytest.fixture
-def make_tenant() -> Iterator[Any]:
-    opened: list[Tenant] = []
-
-    def make(**options: Any) -> Tenant:
-        opened.append(open_tenant(**options))
-        return opened[-1]
-
-    yield make
-    for item in opened:
-        item.client.close()
-        item.running.stop()
 
 
 def status(tenant: Tenant, path: str, project_code: str) -> int:

@@ -88,28 +88,6 @@ def open_tenant(**options: Any) -> Tenant:
     return Tenant(running, client, clock, sleeps)
 
 
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    opened = open_tenant()
-    yield opened
-    opened.client.close()
-    opened.running.stop()
-
-
-@pytest.fixture
-def make_tenant() -> Iterator[Any]:
-    opened: list[Tenant] = []
-
-    def make(**options: Any) -> Tenant:
-        opened.append(open_tenant(**options))
-        return opened[-1]
-
-    yield make
-    for item in opened:
-        item.client.close()
-        item.running.stop()
-
-
 def day(offset: int) -> str:
     return (TODAY + timedelta(days=offset)).strftime("%d.%m.%Y")
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from test_smartup_sandbox import INVENTORY, TODAY, Tenant, day, open_tenant, scalars
+from test_smartup_sandbox import INVENTORY, TODAY, Tenant, day, scalars
 
 from camsync.sandbox.smartup_stock import make_warehouses, signed_quantity
 
@@ -26,28 +25,6 @@ ROW_KEYS = {
     "quantity",
 }
 QUANTITY = re.compile(r"-?\d+\.\d{3}")
-
-
-@pytest.fixture
-def tenant() -> Iterator[Tenant]:
-    opened = open_tenant()
-    yield opened
-    opened.client.close()
-    opened.running.stop()
-
-
-@pytest.fixture
-def make_tenant() -> Iterator[Any]:
-    opened: list[Tenant] = []
-
-    def make(**options: Any) -> Tenant:
-        opened.append(open_tenant(**options))
-        return opened[-1]
-
-    yield make
-    for item in opened:
-        item.client.close()
-        item.running.stop()
 
 
 def balance(tenant: Tenant, end: str | None = None, begin: str | None = None) -> list[dict[str, Any]]:

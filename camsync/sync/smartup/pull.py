@@ -76,10 +76,7 @@ def sync_groups(
     lock: bool = False,
 ) -> SyncResult:
     """Pull the product groups (every classification and its values); under the products lock."""
-    with _job_locks(store, (PRODUCTS_LOCK,), lock), client_scope(settings, client) as source:
-        job = GroupsRun(store, settings, source, clock, dry_run)
-        with job.writer:
-            return job.run(trigger=trigger, parent_id=parent_id)
+    return _one_call(GroupsRun, PRODUCTS_LOCK, store, settings, dry_run, trigger, client, clock, parent_id, lock)
 
 
 def sync_stock(
@@ -94,8 +91,24 @@ def sync_stock(
     lock: bool = False,
 ) -> SyncResult:
     """Pull the stock as of today and replace the stored snapshot; under the `smartup-stock` lock."""
-    with _job_locks(store, (STOCK_LOCK,), lock), client_scope(settings, client) as source, _bulk_gc():
-        job = StockRun(store, settings, source, clock, dry_run)
+    return _one_call(StockRun, STOCK_LOCK, store, settings, dry_run, trigger, client, clock, parent_id, lock)
+
+
+def _one_call(
+    kind: type[GroupsRun] | type[StockRun],
+    lock_name: str,
+    store: Store,
+    settings: Settings,
+    dry_run: bool,
+    trigger: str,
+    client: ExportSource | None,
+    clock: Clock,
+    parent_id: int | None,
+    lock: bool,
+) -> SyncResult:
+    """Run an export that is one call and one write (groups, stock) under its job's lock."""
+    with _job_locks(store, (lock_name,), lock), client_scope(settings, client) as source, _bulk_gc():
+        job = kind(store, settings, source, clock, dry_run)
         with job.writer:
             return job.run(trigger=trigger, parent_id=parent_id)
 
