@@ -164,7 +164,8 @@ def _render(result: SyncResult, as_json: bool) -> None:
         )
         warnings = sum(r.details.get("warnings", 0) for r in rows)
         if warnings:
-            console.print(f"{warnings} odd values stored as given (negative quantities …): see --json warning_items.")
+            noun = "odd value" if warnings == 1 else "odd values"
+            console.print(f"{warnings} {noun} stored as given (negative quantities …): see --json warning_items.")
     status = worst([result.status, *(child.status for child in result.children)])
     if status != "SUCCESS":
         parts = [result] if result.run_type == "full" else [result, *result.children]  # a full run names its parts
