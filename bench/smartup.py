@@ -1,12 +1,18 @@
-"""SmartUp pull benchmark: a first full sync and an unchanged re-sync into PostgreSQL, next to a parse + COPY floor.
+"""SmartUp pull benchmark: a first full sync and an unchanged re-sync into PostgreSQL, and a stock sync, each next
+to a fetch + parse + COPY reference measured in the same run.
 
 The sandbox runs in its own process (`camsync sandbox smartup`), so its memory does not count; every phase runs
-in a child process of its own, whose peak RSS (`ru_maxrss`) is reported, after a CHECKPOINT. The reference,
-measured in the same run, fetches the same answers (products, prices and the same order windows), parses each
-with `json.loads` and COPYs the flattened rows (products, prices, orders, order lines: their typed columns) into
-empty tables with no indexes and no change detection; a second reference also writes each product's and order's
-raw JSON, as camsync's tables do. Every phase runs `--repeat` times (3) and the medians are compared. Targets:
-first sync ≤ 2.5 × reference, unchanged re-sync ≤ 1.5 × reference, peak RSS ≤ 400 MB. The schemas are dropped
+in a child process of its own, whose peak RSS (`ru_maxrss`) is reported, after a CHECKPOINT. The pull's reference
+fetches the same answers (products, prices, product groups and the same order windows), parses each with
+`json.loads` and COPYs the flattened rows into empty tables with no indexes and no change detection: products,
+their classifications (one row per product and classification: a full refresh writes them, so the reference
+flattens and COPYs the same rows), prices, product groups with their values, orders and order lines, their typed
+columns only. A second reference also writes each product's, group's and order's raw JSON, as camsync's tables
+do (printed for scale). The stock part (`bench/smartup_stock.py`) syncs the balance of every product in 3
+warehouses into an empty table and once more over that snapshot, next to a reference that fetches the same
+answer, sums its batches per warehouse and product and COPYs the sums. Every phase runs `--repeat` times (3) and
+the medians are compared. Targets: first sync ≤ 1.6 × reference, unchanged re-sync ≤ 0.6 × reference, peak RSS
+≤ 350 MB, each stock sync ≤ 1.5 × its reference; the exit code is 1 when one is missed. The schemas are dropped
 and the sandbox stopped at the end.
 """
 
@@ -24,16 +30,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bench.smartup_reference import libpq as _libpq
+from bench.smartup_reference import phase_reference, phase_stock_reference
+from bench.smartup_stock import phase_stock, stock_report, stock_rounds
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/test"
 ORDERS_DAYS_BACK = 45
-FIRST_FACTOR = 2.5
-RESYNC_FACTOR = 1.5
-RSS_LIMIT_MB = 400.0
-PRODUCTS_PATH = "/b/anor/mxsx/mr/inventory$export"
-ORDERS_PATH = "/b/trade/txs/tdeal/order$export"
-PRICES_PATH = "/b/anor/api/v2/mkf/product_price$export"
-REFERENCE_TABLES = ("products", "product_prices", "orders", "order_lines")
+FIRST_FACTOR = 1.6
+RESYNC_FACTOR = 0.6
+RSS_LIMIT_MB = 350.0
 
 
 # --- the sandbox and the schema ------------------------------------------------------------------------------
@@ -75,10 +81,6 @@ def drop_schema(base_url: str, schema: str) -> None:
 
     with psycopg.connect(_libpq(base_url), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 # --- the phases (each in a child process) --------------------------------------------------------------------
@@ -125,130 +127,15 @@ def phase_sync(sandbox_url: str, db_url: str) -> dict[str, Any]:
     }
 
 
-def phase_reference(sandbox_url: str, db_url: str, windows: list[list[str]], raw: bool = True) -> dict[str, Any]:
-    """Fetch the same answers, `json.loads` each, COPY the flattened rows into empty tables.
-
-    With `raw`, each product and order row also carries its item as JSON, as camsync's tables do; without it
-    (the plain reference) only the typed columns are written.
-    """
-    import httpx
-    import psycopg
-
-    started = time.perf_counter()
-    rows = 0
-    with (
-        httpx.Client(base_url=sandbox_url, auth=("sandbox", "sandbox"), timeout=300) as http,
-        psycopg.connect(_libpq(db_url)) as conn,
-    ):
-        http.headers.update({"project_code": "trade", "filial_id": "100"})
-        conn.execute("SET datestyle = 'ISO, DMY'; SET TIME ZONE 'Asia/Tashkent'")
-        prefix = "ref_" if raw else "plain_"
-        for table in REFERENCE_TABLES:
-            conn.execute(f"CREATE TABLE {prefix}{table} (LIKE {table} INCLUDING COMPRESSION INCLUDING STORAGE)")
-        for table in ("products", "orders"):
-            conn.execute(f"ALTER TABLE {prefix}{table} ALTER COLUMN raw DROP NOT NULL")
-        products = json.loads(http.post(PRODUCTS_PATH, json={}).content)["inventory"]
-        rows += _copy(
-            conn, f"{prefix}products", _PRODUCT_COLUMNS, (_product_row(i, p, raw) for i, p in enumerate(products))
-        )
-        del products
-        prices = json.loads(http.post(PRICES_PATH, json={}).content)["inventory"]
-        rows += _copy(conn, f"{prefix}product_prices", _PRICE_COLUMNS, _price_rows(prices))
-        del prices
-        order_id = 0
-        for begin, end in windows:
-            body = {"begin_modified_on": _dmy(begin), "end_modified_on": _dmy(end), "filial_code": ""}
-            orders = json.loads(http.post(ORDERS_PATH, json=body).content)["order"]
-            first = order_id
-            rows += _copy(
-                conn, f"{prefix}orders", _ORDER_COLUMNS, (_order_row(first + i, o, raw) for i, o in enumerate(orders))
-            )
-            lines = (_line_row(first + i, line) for i, o in enumerate(orders) for line in o["order_products"])
-            rows += _copy(conn, f"{prefix}order_lines", _LINE_COLUMNS, lines)
-            order_id += len(orders)
-            conn.commit()
-    return {"seconds": time.perf_counter() - started, "rows": rows}
-
-
-def _dmy(iso: str) -> str:
-    year, month, day = iso.split("-")
-    return f"{day}.{month}.{year}"
-
-
-def _copy(conn: Any, table: str, columns: tuple[str, ...], rows: Any) -> int:
-    count = 0
-    with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
-    conn.commit()
-    return count
-
-
-_PRODUCT_COLUMNS = (
-    "id", "external_source", "external_id", "code", "name", "short_name", "barcodes", "state", "active",
-    "group_codes", "weight_netto", "weight_brutto", "box_quant", "raw", "content_hash", "missing_upstream",
-    "created_at", "updated_at",
-)  # fmt: skip
-_PRICE_COLUMNS = ("id", "product_code", "price_type_code", "price", "updated_at")
-_ORDER_COLUMNS = (
-    "id", "source_external_id", "filial_code", "deal_time", "delivery_date", "status", "status_label",
-    "total_amount", "person_name", "line_count", "raw", "content_hash", "created_at", "updated_at",
-)  # fmt: skip
-_LINE_COLUMNS = (
-    "id", "order_id", "product_unit_id", "product_code", "product_name", "product_barcode", "order_quant",
-    "product_price", "sold_amount",
-)  # fmt: skip
-
-
-def _number(value: str) -> str | None:
-    return value or None
-
-
-def _product_row(index: int, p: dict[str, Any], raw: bool) -> tuple[Any, ...]:
-    barcodes = [b for b in p["barcodes"].replace("|", ",").split(",") if b]
-    groups = [g["group_code"] for g in p.get("groups") or []]
-    now = "now"
-    return (
-        index, "smartup", p["product_id"], p["code"], p["name"], p["short_name"], json.dumps(barcodes), p["state"],
-        p["state"] == "A", json.dumps(groups), _number(p["weight_netto"]), _number(p["weight_brutto"]),
-        _number(p["box_quant"]), json.dumps(p, ensure_ascii=False) if raw else None, "-", False, now, now,
-    )  # fmt: skip
-
-
-def _price_rows(items: list[dict[str, Any]]) -> Any:
-    index = 0
-    for item in items:
-        for price in item["price_type"]:
-            index += 1
-            yield (index, item["inventory_code"], price["price_type_code"], price["price"], "now")
-
-
-def _order_row(index: int, o: dict[str, Any], raw: bool) -> tuple[Any, ...]:
-    return (
-        index, o["deal_id"], o["filial_code"], o["deal_time"], o["delivery_date"] or None, o["status"], o["status"],
-        _number(o["total_amount"]), o["person_name"], len(o["order_products"]),
-        json.dumps(o, ensure_ascii=False) if raw else None,
-        "-", "now", "now",
-    )  # fmt: skip
-
-
-_line_ids = iter(range(1, 1 << 62))
-
-
-def _line_row(order_id: int, line: dict[str, Any]) -> tuple[Any, ...]:
-    return (
-        next(_line_ids), order_id, line["product_unit_id"], line["product_code"], line["product_name"],
-        line["product_barcode"], _number(line["order_quant"]), _number(line["product_price"]),
-        _number(line["sold_amount"]),
-    )  # fmt: skip
-
-
 def run_child() -> None:
     """Entry of a phase's child process: run it, print its figures (with peak RSS) as one JSON line."""
     phase, sandbox_url, db_url, extra = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
     if phase == "sync":
         result = phase_sync(sandbox_url, db_url)
+    elif phase == "stock":
+        result = phase_stock(_settings(sandbox_url, db_url))
+    elif phase == "stock-reference":
+        result = phase_stock_reference(sandbox_url, db_url)
     else:
         result = phase_reference(sandbox_url, db_url, json.loads(extra), raw=phase == "reference")
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -282,7 +169,7 @@ def report(name: str, result: dict[str, Any], reference: dict[str, Any], factor:
     )
     print(
         f"  rows/s      {rows / result['seconds']:10,.0f}    reference {rows / reference['seconds']:8,.0f}"
-        f"   ({rows:,} rows: products, prices, orders, lines)"
+        f"   ({rows:,} rows: products, classifications, prices, groups, values, orders, lines)"
     )
     print(
         f"  peak RSS    {result['rss_mb']:8.1f} MB   reference {reference['rss_mb']:6.1f} MB  "
@@ -340,33 +227,57 @@ def main() -> int:
         flush=True,
     )
     sandbox, url = start_sandbox(args.products, args.orders)
-    rounds: dict[str, list[dict[str, Any]]] = {"first": [], "again": [], "reference": [], "plain": []}
     try:
-        # An unmeasured sync first, so that every measured phase (and the reference) finds the sandbox's answers
-        # already encoded: the sandbox's own work is not what is measured.
-        warm_schema, warm_url = new_schema(base)
-        try:
-            in_child("sync", url, warm_url)
-        finally:
-            drop_schema(base, warm_schema)
-        for _ in range(args.repeat):
-            schema, db_url = new_schema(base)
-            try:
-                first = measured("sync", base, url, db_url)
-                _check(first, "first sync")
-                again = measured("sync", base, url, db_url)
-                _check(again, "re-sync")
-                rounds["first"].append(first)
-                rounds["again"].append(again)
-                rounds["reference"].append(measured("reference", base, url, db_url, first["windows"]))
-                rounds["plain"].append(measured("reference-plain", base, url, db_url, first["windows"]))
-            finally:
-                drop_schema(base, schema)
+        rounds = pull_rounds(args.repeat, base, url)
+        stock = stock_rounds(
+            args.repeat,
+            lambda phase, db_url: measured(phase, base, url, db_url),
+            lambda: new_schema(base),
+            lambda schema: drop_schema(base, schema),
+        )
     finally:
         stop(sandbox)
+    ok = pull_report(rounds)
+    stock_ok = stock_report({name: median_of(results) for name, results in stock.items()}, _verdict)
+    print("ranges of the rounds (wall s): " + ", ".join(f"{name} {_span(median_of(rounds[name]))}" for name in rounds))
+    print("ranges of the stock rounds (wall s): " + ", ".join(f"{n} {_span(median_of(r))}" for n, r in stock.items()))
+    return 0 if ok and stock_ok else 1
+
+
+def pull_rounds(repeat: int, base: str, url: str) -> dict[str, list[dict[str, Any]]]:
+    """An unmeasured warm-up sync, then `repeat` rounds of: first sync, re-sync, the two references."""
+    rounds: dict[str, list[dict[str, Any]]] = {"first": [], "again": [], "reference": [], "plain": []}
+    # An unmeasured sync first, so that every measured phase (and the reference) finds the sandbox's answers
+    # already encoded: the sandbox's own work is not what is measured.
+    warm_schema, warm_url = new_schema(base)
+    try:
+        in_child("sync", url, warm_url)
+    finally:
+        drop_schema(base, warm_schema)
+    for _ in range(repeat):
+        schema, db_url = new_schema(base)
+        try:
+            first = measured("sync", base, url, db_url)
+            _check(first, "first sync")
+            again = measured("sync", base, url, db_url)
+            _check(again, "re-sync")
+            rounds["first"].append(first)
+            rounds["again"].append(again)
+            rounds["reference"].append(measured("reference", base, url, db_url, first["windows"]))
+            rounds["plain"].append(measured("reference-plain", base, url, db_url, first["windows"]))
+        finally:
+            drop_schema(base, schema)
+    return rounds
+
+
+def pull_report(rounds: dict[str, list[dict[str, Any]]]) -> bool:
+    """Print the pull's figures next to the plain reference; True when every one passes."""
     first, again, reference, plain = (median_of(rounds[name]) for name in ("first", "again", "reference", "plain"))
     rows = plain["rows"]
-    print("reference: the same answers parsed with json.loads and the flattened rows COPYed into empty tables")
+    print(
+        "reference: the same answers parsed with json.loads and the flattened rows (products, classifications,"
+        " prices, groups and values, orders, lines) COPYed into empty tables without indexes"
+    )
     ok = report("first full sync (fresh schema)", first, plain, FIRST_FACTOR, rows)
     ok = report("unchanged re-sync", again, plain, RESYNC_FACTOR, rows) and ok
     unchanged = all(
@@ -381,15 +292,7 @@ def main() -> int:
         f" first sync {first['seconds'] / reference['seconds']:.2f} ×,"
         f" re-sync {again['seconds'] / reference['seconds']:.2f} ×"
     )
-    print(
-        "for scale (figures from the issue, not measured here): dlt merging the same data took ~50 s where the plain"
-        f" parse + COPY took ~5 s, about 10 × it; the first sync here is {first['seconds'] / plain['seconds']:.2f} ×"
-        f" the plain reference, so about {10 * plain['seconds'] / first['seconds']:.1f} × faster than dlt at that"
-        f" ratio ({50 / first['seconds']:.1f} × against the 50 s as a plain number; this machine's plain reference"
-        f" took {plain['seconds']:.1f} s, not 5)"
-    )
-    print("ranges of the rounds (wall s): " + ", ".join(f"{name} {_span(median_of(rounds[name]))}" for name in rounds))
-    return 0 if ok and unchanged else 1
+    return ok and unchanged
 
 
 def _span(result: dict[str, Any]) -> str:
