@@ -121,8 +121,8 @@ def replace_stock(session: Session, *, rows: Iterable[tuple[Any, ...]], now: dat
 def stock_keys(session: Session) -> dict[tuple[str, str], tuple[Any, ...]]:
     """(warehouse_id, product_id) → the stored row's values in the order of `STOCK_COLUMNS` (for a dry run and
     the change counts)."""
-    query = select(*(StockBalance.__table__.c[name] for name in STOCK_COLUMNS))
-    return {(row[0], row[1]): tuple(row) for row in session.execute(query)}
+    sql = f"SELECT {', '.join(STOCK_COLUMNS)} FROM {StockBalance.__tablename__}"  # noqa: S608 - names are ours
+    return {(row[0], row[1]): tuple(row) for row in bulk.fetch_all(session, sql, ())}
 
 
 def server_limit(session: Session, *, name: str) -> int | None:

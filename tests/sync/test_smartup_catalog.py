@@ -233,7 +233,7 @@ def test_a_changed_product_replaces_its_classifications_and_new_values_bring_the
     assert rows(store, ProductClassification, "product_id", "product_group_id", "product_type_id") == [
         ("1", BRAND, "5109")
     ]
-    assert [c.details["reason"] for c in result.children] == ["1 classification values not known yet"]
+    assert [c.details["reason"] for c in result.children] == ["1 classification value not known yet"]
     assert ("5109",) in rows(store, ProductGroupType, "product_type_id")
     quiet = run(pull.sync_products, store, tenant)
     assert quiet.children == []  # nothing new named: the groups are not pulled again

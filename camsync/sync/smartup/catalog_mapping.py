@@ -24,6 +24,10 @@ GROUP_LIMITS = text_limits(ProductGroup)
 TYPE_LIMITS = text_limits(ProductGroupType)
 STOCK_LIMITS = text_limits(_StockBalance)
 _FOUR_PLACES = Decimal("0.0001")
+_ZERO = Decimal(0)
+_MOST_QUANTITY = STOCK_RANGES["quantity"][1]
+_MOST_PRICE = STOCK_RANGES["input_price"][1]
+NUMBERS_KEPT = 100_000  # distinct quantity and price texts a tally remembers
 
 
 def map_group(fp: Fingerprint) -> tuple[dict[str, Any], list[tuple[Any, ...]], list[str]]:
@@ -91,6 +95,7 @@ class _Batch(msgspec.Struct, gc=False):
 
 _BATCH = msgspec.json.Decoder(_Batch)
 _NAMES = ("warehouse_id", "warehouse_code", "product_id", "product_code", "quantity", "input_price")
+_SHORT = min(STOCK_LIMITS[name] for name in _NAMES[:4])  # a text this long fits any of the four columns
 
 
 @dataclass
@@ -113,6 +118,7 @@ class StockTally:
     failures: list[ItemError] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (item id, reason)
     batches: int = 0
+    numbers: dict[str, Decimal | None] = field(default_factory=dict, repr=False)
 
     def add(self, source: msgspec.Raw | bytes) -> None:
         """Count one batch item into its warehouse and product."""
@@ -120,7 +126,7 @@ class StockTally:
         try:
             try:
                 batch = _BATCH.decode(source)
-                values = tuple(getattr(batch, name) for name in _NAMES)
+                values = msgspec.structs.astuple(batch)  # its fields are `_NAMES`, in order
             except msgspec.DecodeError:
                 values = _plain_batch(source)  # numbers as numbers, or not an object: read the slow way
             self._add(*values)
@@ -128,21 +134,26 @@ class StockTally:
             self.failures.append(error)
 
     def _add(self, *values: str | None) -> None:
-        warehouse_id, warehouse_code, product_id, product_code, quantity, input_price = (
+        warehouse_id, warehouse_code, product_id, product_code, quantity, input_price = [
             (value.strip() or None) if value else None for value in values
-        )
-        pair_id = f"{product_id or '?'}@{warehouse_id or '?'}"
+        ]
         if not warehouse_id or not product_id:
-            raise ItemError(pair_id, "a stock batch without warehouse_id or product_id: not stored")
-        for name, value in zip(_NAMES[:4], (warehouse_id, warehouse_code, product_id, product_code), strict=True):
-            if value is not None and len(value) > STOCK_LIMITS[name]:
-                raise ItemError(pair_id, f"{name} is {len(value)} characters, more than {STOCK_LIMITS[name]}")
+            raise ItemError(
+                _pair_id(warehouse_id, product_id), "a stock batch without warehouse_id or product_id: not stored"
+            )
+        if (  # unrolled: this runs for every batch, and nearly every text is short
+            len(warehouse_id) > _SHORT
+            or len(product_id) > _SHORT
+            or (warehouse_code is not None and len(warehouse_code) > _SHORT)
+            or (product_code is not None and len(product_code) > _SHORT)
+        ):
+            self._check_lengths(warehouse_id, warehouse_code, product_id, product_code)
         key = (warehouse_id, product_id)
         try:
-            amount = _number(quantity, "quantity", pair_id)
-            price = _number(input_price, "input_price", pair_id)
+            amount = self._number(quantity, "quantity", key)
+            price = self._number(input_price, "input_price", key)
             if amount is None:
-                raise ItemError(pair_id, "a batch's quantity is missing")
+                raise ItemError(_pair_id(warehouse_id, product_id), "a batch's quantity is missing")
         except ItemError:
             self.broken.add(key)
             raise
@@ -153,9 +164,31 @@ class StockTally:
         pair.batches += 1
         if price is not None:
             pair.priced_quantity += amount
-            pair.value = (pair.value or Decimal(0)) + amount * price
-        for reason in out_of_range({"quantity": amount, "input_price": price}, STOCK_RANGES):
-            self.warnings.append((pair_id, f"a batch's {reason}"))
+            pair.value = (pair.value or _ZERO) + amount * price
+        if amount < 0 or amount > _MOST_QUANTITY or (price is not None and (price < 0 or price > _MOST_PRICE)):
+            for reason in out_of_range({"quantity": amount, "input_price": price}, STOCK_RANGES):
+                self.warnings.append((_pair_id(warehouse_id, product_id), f"a batch's {reason}"))
+
+    @staticmethod
+    def _check_lengths(
+        warehouse_id: str, warehouse_code: str | None, product_id: str, product_code: str | None
+    ) -> None:
+        for name, value in zip(_NAMES[:4], (warehouse_id, warehouse_code, product_id, product_code), strict=True):
+            if value is not None and len(value) > STOCK_LIMITS[name]:
+                pair_id = _pair_id(warehouse_id, product_id)
+                raise ItemError(pair_id, f"{name} is {len(value)} characters, more than {STOCK_LIMITS[name]}")
+
+    def _number(self, text: str | None, name: str, key: tuple[str, str]) -> Decimal | None:
+        """`_number`, remembered per distinct text (quantities and prices repeat across batches)."""
+        if text is None:
+            return None
+        cache = self.numbers
+        number = cache.get(text)
+        if number is None:
+            number = _number(text, name, _pair_id(*key))
+            if len(cache) < NUMBERS_KEPT:
+                cache[text] = number
+        return number
 
     def rows(self) -> list[tuple[Any, ...]]:
         """One tuple per warehouse and product in the order of `STOCK_COLUMNS` (numbers as text), broken pairs
@@ -198,6 +231,10 @@ class StockTally:
                 self.broken.add(key)
                 found.append((f"{key[1]}@{key[0]}", "the summed quantity or value is too large to store"))
         return found
+
+
+def _pair_id(warehouse_id: str | None, product_id: str | None) -> str:
+    return f"{product_id or '?'}@{warehouse_id or '?'}"
 
 
 def _plain_batch(source: msgspec.Raw | bytes) -> tuple[str | None, ...]:

@@ -132,8 +132,14 @@ class _FastMapper:
     def _typed(self, fields: dict[str, Any], numbers: tuple[str, ...], days: tuple[str, ...]) -> dict[str, Any]:
         """Convert the `numbers` and `days` among a struct's fields in place."""
         number, day = self.values.number, self.values.day
+        known = self.values.numbers.get
         for name in numbers:
-            fields[name] = number(fields[name])
+            value = fields[name]
+            if value:  # the cache inline: most numbers repeat, and this runs for every number of every row
+                got = known(value, _MISSING)
+                fields[name] = number(value) if got is _MISSING else got
+            else:
+                fields[name] = None
         for name in days:
             fields[name] = day(fields[name])
         return fields

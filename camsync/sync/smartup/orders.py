@@ -211,9 +211,11 @@ class OrdersRun(PullRun):
             odd = [
                 f"line {line['product_unit_id']}: {why}"
                 for line in order_lines
+                if _may_be_odd(line)
                 for why in out_of_range(line, LINE_RANGES)
             ]
-            self.warn_item(fp.key, odd)
+            if odd:
+                self.warn_item(fp.key, odd)
             orders.append(order)
             lines[fp.key] = order_lines
         self.count(unchanged=unchanged)
@@ -236,3 +238,15 @@ class OrdersRun(PullRun):
             with self.lock:
                 unknown = self.handle.details.setdefault("unknown_statuses", {})
                 unknown[status] = unknown.get(status, 0) + 1
+
+
+_LINE_BOUNDS = tuple((name, low, high) for name, (low, high) in LINE_RANGES.items())
+
+
+def _may_be_odd(line: dict[str, Any]) -> bool:
+    """Whether `out_of_range` could find a reason in the line (a quick test of its numbers against the bounds)."""
+    for name, low, high in _LINE_BOUNDS:
+        value = line.get(name)
+        if value is not None and (value < low or value > high or value < 0):
+            return True
+    return False

@@ -40,7 +40,7 @@ class PricesPull:
             if not run.dry_run:
                 with run.store.session() as session:
                     self.code_ids = reads.all_product_ids_by_code(session)
-            seen: dict[str, Any] = {}
+            seen: dict[tuple[str, str], Any] = {}
             for batch in batches(export):
                 rows = self._rows(batch, tally, seen)
                 if rows and not run.dry_run:
@@ -62,7 +62,7 @@ class PricesPull:
             tally["inserted"] += counts.inserted
             tally["updated"] += counts.updated
 
-    def _rows(self, batch: list[Any], tally: dict[str, int], seen: dict[str, Any]) -> list[dict[str, Any]]:
+    def _rows(self, batch: list[Any], tally: dict[str, int], seen: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
         """The price rows of a batch. A (product, price type) seen before in the answer is written once: the same
         price again is dropped quietly, a different one is counted failed and the first is kept."""
         rows = []
@@ -75,7 +75,7 @@ class PricesPull:
                 self.run.fail_item(error, counted=False)
                 continue
             for row in mapped:
-                key = f"{row['product_code']}\x00{row['price_type_code']}"
+                key = (row["product_code"], row["price_type_code"])
                 first = seen.get(key)
                 if first is None:
                     seen[key] = row["price"]

@@ -90,7 +90,9 @@ class ProductsRun(PullRun):
             return None
         with self.store.session() as session:
             missing = reads.missing_group_values(session, values=self.values_named)
-        return f"{missing} classification values not known yet" if missing else None
+        if not missing:
+            return None
+        return f"{missing} classification {'value' if missing == 1 else 'values'} not known yet"
 
     def inserted(self, run: RunHandle) -> list[tuple[str, int]]:
         prices = run.details.get("prices") or {}

@@ -119,13 +119,31 @@ def _compare(rows: Iterable[tuple[Any, ...]], previous: dict[tuple[str, str], tu
             inserted += 1
             continue
         seen += 1
-        if _normal(stored) == _normal(row):
+        if _same(stored, row):
             unchanged += 1
         else:
             updated += 1
     return inserted, updated, unchanged, len(previous) - seen
 
 
-def _normal(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A stock row's values comparable whatever their source (text, Decimal, or SQLite's floats)."""
-    return (*row[:4], *(None if value is None else Decimal(str(value)).normalize() for value in row[4:]))
+def _same(stored: tuple[Any, ...], row: tuple[Any, ...]) -> bool:
+    """Whether a stored stock row holds the values of a new one, whatever their source (text, Decimal, or
+    SQLite's floats): the texts equal, the numbers equal as decimals."""
+    if stored[:4] != row[:4]:
+        return False
+    return all(_equal(a, b) for a, b in zip(stored[4:], row[4:], strict=True))
+
+
+def _equal(stored: Any, new: Any) -> bool:
+    """Two numbers equal as decimals (the stored one's text first: PostgreSQL gives it as the new row has it)."""
+    if stored == new:
+        return True
+    if stored is None or new is None:
+        return False
+    return str(stored) == new or _decimal(stored) == _decimal(new)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or type(value) is Decimal:
+        return value
+    return Decimal(str(value))
