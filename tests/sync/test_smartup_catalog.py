@@ -369,3 +369,11 @@ def test_an_empty_answer_to_a_too_wide_window_never_moves_the_cursor(store, tena
     assert result.counts["inserted"] == 1 and result.cursor_after is None  # bounded: found, cursor untouched
     full = run(pull.sync_orders, store, tenant)
     assert full.status == "SUCCESS" and full.cursor_after == NOW.date().isoformat()
+
+
+def test_a_cost_that_cannot_be_a_unit_cost_is_left_empty_and_the_snapshot_still_lands(store, tenant) -> None:
+    # a negative batch nearly cancels a priced one: the weighted cost would not fit its column
+    tenant.balance = [batch("10", "1", "1", "90000000000000"), batch("10", "1", "-0.999", "1")]
+    result = run(pull.sync_stock, store, tenant)
+    assert result.status == "SUCCESS" and result.details["warnings"] >= 1
+    assert rows(store, StockBalance, "product_id", "cost") == [("1", None)]

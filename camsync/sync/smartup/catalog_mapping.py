@@ -201,6 +201,8 @@ class StockTally:
             cost = None
             if value is not None and pair.priced_quantity > 0:
                 cost = (pair.value / pair.priced_quantity).quantize(_FOUR_PLACES)  # type: ignore[operator]
+                if abs(cost) >= MAX_NUMBER:  # only when negative batches (warned about) nearly cancel the others
+                    cost = None
             rows.append(
                 (
                     warehouse_id,
