@@ -232,15 +232,14 @@ def reconcile(
 def _look_up(tally: _Tally, lookup: Lookup | None, threads: int) -> int:
     """Settle the rows the store does not know: with LUNA's answers when `lookup` is given (in app-row order,
     several lookups at a time; a lookup that fails fails the reconcile), else as plain not_sent rows."""
-    wanted = [(day, row, used) for day, row, used in tally.to_look_up if lookup is not None and row.txn_id]
-    asked = {id(row) for _, row, _ in wanted}
-    answers: list[list[Any]] = []
+    wanted = [row for _, row, _ in tally.to_look_up if row.txn_id] if lookup is not None else []
+    found: dict[int, list[Any]] = {}  # id(row) -> LUNA's work orders, for the rows looked up
     if lookup is not None and wanted:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            answers = list(pool.map(lambda item: lookup(item[1].txn_id), wanted))
-    found = {id(row): orders for (_, row, _), orders in zip(wanted, answers, strict=True)}
+            answers = list(pool.map(lambda row: lookup(row.txn_id), wanted))
+        found = {id(row): orders for row, orders in zip(wanted, answers, strict=True)}
     for day, row, used in tally.to_look_up:
-        tally.looked_up(day, row, used, found.get(id(row)) if id(row) in asked else None)
+        tally.looked_up(day, row, used, found.get(id(row)))
     return len(wanted)
 
 

@@ -77,11 +77,7 @@ class GroupsRun(PullRun):
         self, prints: list[Fingerprint], known: dict[str, tuple[str, bool]]
     ) -> tuple[list[dict[str, Any]], dict[str, list[tuple[Any, ...]]]]:
         rows, values = [], {}
-        unchanged = 0
-        for fp in prints:
-            if known.get(fp.key) == (fp.content_hash, False):
-                unchanged += 1
-                continue
+        for fp in self.changed(prints, known):
             try:
                 row, group_values, reasons = map_group(fp)
             except ItemError as error:
@@ -90,5 +86,4 @@ class GroupsRun(PullRun):
             self.warn_item(fp.key, reasons)
             rows.append(row)
             values[fp.key] = group_values
-        self.count(unchanged=unchanged)
         return rows, values

@@ -149,11 +149,7 @@ class ProductsRun(PullRun):
 
     def _rows(self, prints: list[Fingerprint], known: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
-        unchanged = 0
-        for fp in prints:
-            if known.get(fp.key) == (fp.content_hash, False):
-                unchanged += 1
-                continue
+        for fp in self.changed(prints, known):
             try:
                 row = self.mapper(fp)
                 row["classifications"], reasons = settle_classifications(fp.key, row["classifications"])
@@ -163,7 +159,6 @@ class ProductsRun(PullRun):
             self.warn_item(fp.key, reasons + out_of_range(row, PRODUCT_RANGES))
             self.values_named.update((entry[0], entry[1]) for entry in row["classifications"] if entry[1])
             rows.append(row)
-        self.count(unchanged=unchanged)
         return rows
 
     def _write(self, rows: list[dict[str, Any]], existing: set[str], now: datetime) -> None:

@@ -168,6 +168,13 @@ class PullRun:
         self.count(unchanged=repeated)
         return kept
 
+    def changed(self, prints: list[Fingerprint], known: Mapping[str, tuple[str, bool]]) -> list[Fingerprint]:
+        """The items whose stored row differs (another hash, or flagged missing upstream) or is not stored; the
+        others are counted unchanged."""
+        fresh = [fp for fp in prints if known.get(fp.key) != (fp.content_hash, False)]
+        self.count(unchanged=len(prints) - len(fresh))
+        return fresh
+
     def finish(self, run: RunHandle, stopped: CamsyncError | None) -> SyncResult:
         """Settle the run's status from what happened, and write its details."""
         self.writer.close()
