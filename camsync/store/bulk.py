@@ -21,10 +21,29 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import JSON, Text, column, literal_column, select, table, text, tuple_
+from sqlalchemy import (
+    JSON,
+    Text,
+    and_,
+    column,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    table,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
 
@@ -93,12 +112,14 @@ def insert_tuples(
     columns: Sequence[str],
     rows: Iterable[tuple[Any, ...]],
     constants: Mapping[str, Any] | None = None,
+    into: str | None = None,
 ) -> None:
     """Insert many rows given as tuples in the order of `columns`, each followed by the `constants` (the values
     every row shares), through the driver: COPY on PostgreSQL, one `executemany` on SQLite.
 
     The tuples' values go to the driver as they are (text, numbers, None); the constants are converted once by
-    their columns' types (a timestamp, a boolean), so a row costs no conversion at all.
+    their columns' types (a timestamp, a boolean), so a row costs no conversion at all. `into`: another table
+    shaped like the model's (a stage) to write to instead.
     """
     dialect = session.get_bind().dialect
     table_columns = model.__table__.columns
@@ -108,7 +129,7 @@ def insert_tuples(
         shared.append(processor(value) if processor is not None else value)
     names = [*columns, *(constants or {})]
     tail = tuple(shared)
-    target = model.__tablename__
+    target = into or model.__tablename__
     if is_postgres(session):
         with driver(session).cursor() as cursor, cursor.copy(f"COPY {target} ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
@@ -136,6 +157,97 @@ def temporary_keys(session: Session, *, name: str, key: str, length: int, values
     cursor.executemany(f"INSERT OR IGNORE INTO {name} VALUES (?)", ((value,) for value in values))  # noqa: S608
     yield
     cursor.execute(f"DROP TABLE {name}")
+
+
+@dataclass(frozen=True)
+class SnapshotChanges:
+    """How a table's rows changed when a snapshot replaced them (rows compared by key, then by value)."""
+
+    inserted: int  # keys the table did not have
+    updated: int  # keys it had, with other values
+    unchanged: int  # keys it had, with the same values
+    removed: int  # keys the snapshot no longer has
+
+
+def replace_snapshot(
+    session: Session,
+    model: type[Any],
+    *,
+    key: Sequence[str],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    constants: Mapping[str, Any],
+    apply: bool = True,
+) -> SnapshotChanges:
+    """Make the model's table hold exactly `rows` (tuples in the order of `columns`, one per `key`), every row
+    taking the `constants`; returns how its rows changed. `apply=False` only counts, and writes nothing.
+
+    An empty table is filled straight (COPY on PostgreSQL). Otherwise the rows go to a temporary stage and the
+    table is brought to it in four set-wise statements (inside the caller's transaction, so readers see the
+    old rows until it commits): removed keys are deleted, unchanged rows take only the constants, changed rows
+    their new values too, and new keys are inserted; the numbers are compared by the database, as numbers.
+    """
+    target = model.__table__
+    if apply and session.execute(select(literal(1)).select_from(target).limit(1)).first() is None:
+        insert_tuples(session, model, columns=columns, rows=rows, constants=constants)
+        return SnapshotChanges(inserted=len(rows), updated=0, unchanged=0, removed=0)
+    stage = _snapshot_stage(session, model, key=key, columns=columns, rows=rows)
+    same_key = and_(*(target.c[name] == stage.c[name] for name in key))
+    values = [name for name in columns if name not in key]
+    differ = or_(*(target.c[name].is_distinct_from(stage.c[name]) for name in values))
+    has_key = exists().where(same_key)
+    if not apply:
+        matched = select(func.count()).select_from(target.join(stage, same_key))
+        changed = session.execute(matched.where(differ)).scalar_one()
+        same = session.execute(matched.where(not_(differ))).scalar_one()
+        total = session.execute(select(func.count()).select_from(target)).scalar_one()
+        new = session.execute(select(func.count()).select_from(stage).where(~has_key)).scalar_one()
+        driver(session).execute(f"DROP TABLE {stage.name}")
+        return SnapshotChanges(inserted=new, updated=changed, unchanged=same, removed=total - changed - same)
+    removed = _rowcount(session, delete(target).where(~has_key))
+    unchanged = _rowcount(session, update(target).where(same_key, not_(differ)).values(**constants))
+    updated = _rowcount(
+        session,
+        update(target).where(same_key, differ).values(**{name: stage.c[name] for name in values}, **constants),
+    )
+    fill = select(
+        *(stage.c[name] for name in columns),
+        *(literal(value, target.c[name].type) for name, value in constants.items()),
+    ).where(~has_key)
+    session.execute(insert_into(target).from_select([*columns, *constants], fill))
+    inserted = len(rows) - unchanged - updated  # every staged row is either matched above or new
+    driver(session).execute(f"DROP TABLE {stage.name}")
+    return SnapshotChanges(inserted=inserted, updated=updated, unchanged=unchanged, removed=removed)
+
+
+def _snapshot_stage(
+    session: Session, model: type[Any], *, key: Sequence[str], columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> TableClause:
+    """A temporary table shaped like `columns` of the model's table, unique on `key`, holding `rows`."""
+    name = f"stage_{model.__tablename__}"
+    names = ", ".join(columns)
+    raw = driver(session)
+    if is_postgres(session):
+        raw.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        raw.execute(
+            f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {names} FROM {model.__tablename__} WITH NO DATA"  # noqa: S608 - names are ours
+        )
+    else:
+        raw.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        raw.execute(f"CREATE TEMP TABLE {name} AS SELECT {names} FROM {model.__tablename__} WHERE 0")  # noqa: S608
+    insert_tuples(session, model, columns=columns, rows=rows, into=name)
+    # The key's index lets SQLite join by it (PostgreSQL hashes); it also refuses a snapshot naming a key twice.
+    raw.execute(f"CREATE UNIQUE INDEX {'' if is_postgres(session) else 'temp.'}ix_{name} ON {name} ({', '.join(key)})")
+    if is_postgres(session):
+        raw.execute(f"ANALYZE {name}")
+    table_columns = model.__table__.columns
+    return table(name, *(column(c, table_columns[c].type) for c in columns))
+
+
+def _rowcount(session: Session, statement: Any) -> int:
+    return int(
+        cast(CursorResult[Any], session.execute(statement.execution_options(synchronize_session=False))).rowcount
+    )
 
 
 def analyze(session: Session, *, columns: Mapping[str, str]) -> None:

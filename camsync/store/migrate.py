@@ -15,7 +15,7 @@ import camsync
 from camsync.store.engine import open_private
 
 # The newest revision; tests/store/test_migrations.py checks it against the scripts.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 _PG_LOCK_KEY = 0x63616D73  # "cams"
 
 

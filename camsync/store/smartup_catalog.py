@@ -69,7 +69,10 @@ class StockBalance(Base):
     """A product's stock in one warehouse: the sum of the batches of the last stock snapshot."""
 
     __tablename__ = "stock_balances"
-    __table_args__ = (Index("ix_stock_balances_product_id", "product_id"),)
+    __table_args__ = (
+        Index("ix_stock_balances_product_id", "product_id"),
+        {"postgresql_with": {"fillfactor": 45}},  # room for heap-only updates: migration 0006
+    )
 
     warehouse_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     product_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SmartUp's product_id

@@ -3,8 +3,10 @@ the stock snapshot, and the limits the server announced.
 
 Product groups are change-aware upserts like the products (`content_hash` of the item as sent); a written group's
 values are replaced in the same transaction. A product's classifications are replaced with the product, inside
-the product write. A stock snapshot replaces the whole of `stock_balances` in one transaction (DELETE, then COPY
-on PostgreSQL): readers see the old snapshot until it commits, and a snapshot that fails half-way writes nothing.
+the product write. A stock snapshot replaces the whole of `stock_balances` in one transaction (`bulk.replace_snapshot`:
+staged, then the removed rows deleted, the others updated in place and the new ones inserted; on PostgreSQL the
+table keeps free room in its pages so that those updates stay on their page and leave the indexes alone):
+readers see the old snapshot until it commits, and a snapshot that fails half-way writes nothing.
 """
 
 from __future__ import annotations
@@ -110,19 +112,20 @@ def replace_classifications(session: Session, *, stale: Collection[str], rows: I
     bulk.insert_tuples(session, ProductClassification, columns=CLASSIFICATION_COLUMNS, rows=rows)
 
 
-def replace_stock(session: Session, *, rows: Iterable[tuple[Any, ...]], now: datetime) -> int:
+def replace_stock(
+    session: Session, *, rows: Sequence[tuple[Any, ...]], now: datetime, apply: bool = True
+) -> bulk.SnapshotChanges:
     """Replace the stock snapshot by `rows` (tuples in the order of `STOCK_COLUMNS`, one per warehouse and product),
-    all stamped `synced_at=now`; returns how many rows the previous snapshot had."""
-    previous = cast(CursorResult[Any], session.execute(delete(StockBalance))).rowcount
-    bulk.insert_tuples(session, StockBalance, columns=STOCK_COLUMNS, rows=rows, constants={"synced_at": now})
-    return int(previous or 0)
-
-
-def stock_keys(session: Session) -> dict[tuple[str, str], tuple[Any, ...]]:
-    """(warehouse_id, product_id) → the stored row's values in the order of `STOCK_COLUMNS` (for a dry run and
-    the change counts)."""
-    sql = f"SELECT {', '.join(STOCK_COLUMNS)} FROM {StockBalance.__tablename__}"  # noqa: S608 - names are ours
-    return {(row[0], row[1]): tuple(row) for row in bulk.fetch_all(session, sql, ())}
+    every row stamped `synced_at=now`; returns how the stored rows changed. `apply=False` (a dry run) only counts."""
+    return bulk.replace_snapshot(
+        session,
+        StockBalance,
+        key=("warehouse_id", "product_id"),
+        columns=STOCK_COLUMNS,
+        rows=rows,
+        constants={"synced_at": now},
+        apply=apply,
+    )
 
 
 def server_limit(session: Session, *, name: str) -> int | None:

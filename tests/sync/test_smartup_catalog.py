@@ -332,6 +332,32 @@ def test_a_dry_run_of_stock_writes_nothing(store, tenant) -> None:
     assert rows(store, StockBalance, "product_id") == []
 
 
+def test_a_snapshot_compares_numbers_as_numbers_and_a_changed_row_takes_its_new_values(store, tenant) -> None:
+    tenant.balance = [batch("10", "1", "5", "100"), batch("10", "2", "7", "3.5")]
+    run(pull.sync_stock, store, tenant)
+    tenant.balance = [batch("10", "1", "5.000", "100.00"), batch("10", "2", "7", "4")]  # 1: written otherwise
+    result = run(pull.sync_stock, store, tenant)
+    assert (result.counts["unchanged"], result.counts["updated"], result.counts["inserted"]) == (1, 1, 0)
+    stored = rows(store, StockBalance, "product_id", "quantity", "cost", "stock_value")
+    assert [(p, Decimal(str(q)), Decimal(str(c)), Decimal(str(v))) for p, q, c, v in stored] == [
+        ("1", Decimal(5), Decimal(100), Decimal(500)),
+        ("2", Decimal(7), Decimal(4), Decimal(28)),
+    ]
+
+
+def test_a_dry_run_over_a_snapshot_counts_the_changes_and_writes_nothing(store, tenant) -> None:
+    tenant.balance = [batch("10", "1", "5"), batch("10", "2", "7"), batch("10", "3", "1")]
+    run(pull.sync_stock, store, tenant)
+    before = rows(store, StockBalance, "warehouse_id", "product_id", "quantity", "synced_at")
+    tenant.balance = [batch("10", "1", "5"), batch("10", "2", "8"), batch("20", "4", "2"), batch("20", "5", "2")]
+    later = NOW + timedelta(minutes=15)
+    result = pull.sync_stock(store, settings(), client=client(tenant), clock=lambda: later, dry_run=True)
+    assert result.status == "SUCCESS", result.error
+    details = result.details
+    assert (details["would_insert"], details["would_update"], details["would_remove"]) == (2, 1, 1)
+    assert rows(store, StockBalance, "warehouse_id", "product_id", "quantity", "synced_at") == before
+
+
 # --- the server's range limit ----------------------------------------------------------------------------------
 
 

@@ -11,9 +11,7 @@ counted as a warning.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from camsync.clients.smartup_errors import SmartupBudgetError
@@ -68,18 +66,15 @@ class StockRun(PullRun):
         rows = self._settle(tally)
         if self.dry_run:
             with self.store.session() as session:
-                previous = catalog.stock_keys(session)
-            inserted, updated, _, removed = _compare(rows, previous)
-            self.bump("would_insert", inserted)
-            self.bump("would_update", updated)
-            self.bump("would_remove", removed)
+                changes = catalog.replace_stock(session, rows=rows, now=now, apply=False)
+            self.bump("would_insert", changes.inserted)
+            self.bump("would_update", changes.updated)
+            self.bump("would_remove", changes.removed)
             return None
         with self.store.writer() as session:
-            previous = catalog.stock_keys(session)
-            inserted, updated, unchanged, removed = _compare(rows, previous)
-            catalog.replace_stock(session, rows=rows, now=now)
-        self.count(inserted=inserted, updated=updated, unchanged=unchanged)
-        self._note(removed=removed, emptied=not rows and bool(previous))
+            changes = catalog.replace_stock(session, rows=rows, now=now)
+        self.count(inserted=changes.inserted, updated=changes.updated, unchanged=changes.unchanged)
+        self._note(removed=changes.removed, emptied=not rows and bool(changes.removed))
         return None
 
     def _settle(self, tally: StockTally) -> list[tuple[Any, ...]]:
@@ -107,43 +102,3 @@ class StockRun(PullRun):
         handle.details["removed"] = removed
         if emptied:
             self.warn_item(None, ["SmartUp answered no stock at all: every stored stock row was removed"])
-
-
-def _compare(rows: Iterable[tuple[Any, ...]], previous: dict[tuple[str, str], tuple[Any, ...]]) -> tuple[int, ...]:
-    """(inserted, updated, unchanged, removed) of the snapshot `rows` against the stored one."""
-    inserted = updated = unchanged = 0
-    seen = 0
-    for row in rows:
-        stored = previous.get((row[0], row[1]))
-        if stored is None:
-            inserted += 1
-            continue
-        seen += 1
-        if _same(stored, row):
-            unchanged += 1
-        else:
-            updated += 1
-    return inserted, updated, unchanged, len(previous) - seen
-
-
-def _same(stored: tuple[Any, ...], row: tuple[Any, ...]) -> bool:
-    """Whether a stored stock row holds the values of a new one, whatever their source (text, Decimal, or
-    SQLite's floats): the texts equal, the numbers equal as decimals."""
-    if stored[:4] != row[:4]:
-        return False
-    return all(_equal(a, b) for a, b in zip(stored[4:], row[4:], strict=True))
-
-
-def _equal(stored: Any, new: Any) -> bool:
-    """Two numbers equal as decimals (the stored one's text first: PostgreSQL gives it as the new row has it)."""
-    if stored == new:
-        return True
-    if stored is None or new is None:
-        return False
-    return str(stored) == new or _decimal(stored) == _decimal(new)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or type(value) is Decimal:
-        return value
-    return Decimal(str(value))
